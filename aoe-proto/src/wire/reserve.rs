@@ -1,0 +1,62 @@
+use super::{MacAddr, Truncated};
+
+/// Bytes in the Reserve/Release argument before the MAC list.
+pub const RESERVE_ARG_LEN: usize = 2;
+
+mod field {
+    pub const RCMD: usize = 0;
+    pub const NMACS: usize = 1;
+}
+
+/// RCmd: read the reserve list.
+pub const RCMD_READ: u8 = 0;
+/// RCmd: set the list if unreserved or the sender holds the reservation.
+pub const RCMD_SET: u8 = 1;
+/// RCmd: set the list whoever holds it.
+pub const RCMD_FORCE_SET: u8 = 2;
+
+/// The Reserve/Release argument; the buffer starts at the argument.
+#[derive(Debug)]
+pub struct ReserveArg<T: AsRef<[u8]>> {
+    buf: T,
+}
+
+impl<T: AsRef<[u8]>> ReserveArg<T> {
+    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
+        if buf.as_ref().len() < RESERVE_ARG_LEN {
+            return Err(Truncated);
+        }
+        Ok(Self { buf })
+    }
+
+    pub fn command(&self) -> u8 {
+        self.buf.as_ref()[field::RCMD]
+    }
+
+    pub fn count(&self) -> usize {
+        self.buf.as_ref()[field::NMACS] as usize
+    }
+
+    /// MAC `i` of the list, if the buffer holds it.
+    pub fn mac(&self, i: usize) -> Option<MacAddr> {
+        let at = RESERVE_ARG_LEN + i * 6;
+        let b = self.buf.as_ref().get(at..at + 6)?;
+        let mut mac = [0; 6];
+        mac.copy_from_slice(b);
+        Some(mac)
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> ReserveArg<T> {
+    /// Writes the list and its count; returns the argument length, or
+    /// `None` if the buffer is too short.
+    pub fn write_list(&mut self, macs: &[MacAddr]) -> Option<usize> {
+        let len = RESERVE_ARG_LEN + macs.len() * 6;
+        let b = self.buf.as_mut().get_mut(..len)?;
+        b[field::NMACS] = macs.len() as u8;
+        for (d, mac) in b[RESERVE_ARG_LEN..].chunks_exact_mut(6).zip(macs) {
+            d.copy_from_slice(mac);
+        }
+        Some(len)
+    }
+}
