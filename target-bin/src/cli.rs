@@ -30,12 +30,17 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub queues: u32,
 
-    /// An export: SHELF.SLOT=PATH[,ro]. PATH is a block device or a regular
-    /// file; its size (rounded down to 512-byte sectors) is the disk's
-    /// size. ",ro" refuses writes with an ATA error. Repeat for several
-    /// exports. Shelf 0-65534, slot 0-254; initiators see eSHELF.SLOT.
-    /// Example: --export 1.1=/dev/nvme0n1 --export 1.2=/srv/iso.img,ro
-    #[arg(long = "export", value_name = "SHELF.SLOT=PATH[,ro]", required = true,
+    /// An export: SHELF.SLOT=PATH[,OPTION...]. PATH is a block device or a
+    /// regular file; its size (rounded down to 512-byte sectors) is the
+    /// disk's size. Shelf 0-65534, slot 0-254; initiators see eSHELF.SLOT.
+    /// Repeat for several exports. Options:
+    ///   ro      refuse writes (ATA error); rw is the default
+    ///   direct  O_DIRECT I/O through io_uring (default for block devices)
+    ///   mmap    memory-mapped I/O (default for regular files)
+    ///   sync    every write durable before it is acknowledged (O_DSYNC);
+    ///           the Linux initiator never sends FLUSH, see docs/durability.md
+    /// Example: --export 1.1=/dev/nvme0n1,sync --export 1.2=/srv/iso.img,ro
+    #[arg(long = "export", value_name = "SHELF.SLOT=PATH[,OPTION...]", required = true,
           value_parser = ExportSpec::parse)]
     pub exports: Vec<ExportSpec>,
 
@@ -45,6 +50,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u16).range(1..=2048))]
     pub buffers: u16,
+
+    /// Apply the sync option to every export.
+    #[arg(long)]
+    pub sync: bool,
 
     /// XDP attach mode: auto tries native (driver) mode, then generic.
     #[arg(long, value_name = "MODE", default_value = "auto")]

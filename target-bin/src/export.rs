@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use aoe_proto::target::{SHELF_BROADCAST, SLOT_BROADCAST};
 
+use crate::store::{Backend, OpenOptionsSpec};
+
 /// One `--export` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSpec {
@@ -11,10 +13,13 @@ pub struct ExportSpec {
     pub slot: u8,
     pub path: PathBuf,
     pub read_only: bool,
+    /// `None`: by kind (block device -> direct, file -> mmap).
+    pub backend: Option<Backend>,
+    pub sync: bool,
 }
 
 impl ExportSpec {
-    /// Parses `SHELF.SLOT=PATH[,ro]`; the message says what is wrong.
+    /// Parses `SHELF.SLOT=PATH[,OPTION...]`; the message says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (addr, rest) = s
             .split_once('=')
@@ -39,12 +44,19 @@ impl ExportSpec {
         if path.is_empty() {
             return Err(format!("export {shelf}.{slot} has no path"));
         }
-        let mut read_only = false;
+        let (mut read_only, mut backend, mut sync) = (false, None, false);
         for opt in parts {
             match opt {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
-                other => return Err(format!("unknown export option '{other}' (known: ro, rw)")),
+                "direct" => backend = Some(Backend::Direct),
+                "mmap" => backend = Some(Backend::Mmap),
+                "sync" => sync = true,
+                other => {
+                    return Err(format!(
+                        "unknown export option '{other}' (known: ro, rw, direct, mmap, sync)"
+                    ))
+                }
             }
         }
         Ok(Self {
@@ -52,7 +64,17 @@ impl ExportSpec {
             slot,
             path: PathBuf::from(path),
             read_only,
+            backend,
+            sync,
         })
+    }
+
+    pub fn open_options(&self) -> OpenOptionsSpec {
+        OpenOptionsSpec {
+            read_only: self.read_only,
+            backend: self.backend,
+            sync: self.sync,
+        }
     }
 
     pub fn name(&self) -> String {
@@ -69,8 +91,13 @@ mod tests {
         let e = ExportSpec::parse("1.1=/dev/nvme0n1").unwrap();
         assert_eq!((e.shelf, e.slot, e.read_only), (1, 1, false));
         assert_eq!(e.path, PathBuf::from("/dev/nvme0n1"));
+        assert_eq!((e.backend, e.sync), (None, false));
         let e = ExportSpec::parse("65534.254=/srv/a=b.img,ro").unwrap();
         assert_eq!((e.shelf, e.slot, e.read_only), (65534, 254, true));
+        let e = ExportSpec::parse("2.3=/dev/loop0,direct,sync").unwrap();
+        assert_eq!((e.backend, e.sync), (Some(Backend::Direct), true));
+        let e = ExportSpec::parse("2.3=/dev/loop0,mmap").unwrap();
+        assert_eq!(e.backend, Some(Backend::Mmap));
         assert_eq!(e.path, PathBuf::from("/srv/a=b.img"));
         assert_eq!(e.name(), "e65534.254");
     }

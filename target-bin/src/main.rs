@@ -25,14 +25,12 @@ use crate::cli::Cli;
 use crate::iface::Interface;
 use crate::stats::{Counters, SharedCounters};
 use crate::steer::Steering;
-use crate::store::MmapStore;
+use crate::store::Store;
 use crate::worker::Worker;
-use crate::xsk::{CopyMode, Queue, FRAME_SIZE, RX_RING};
+use crate::xsk::{CopyMode, Queue, FRAME_SIZE, PACKET_OFFSET, RX_RING};
 
 /// Firmware version advertised in Query Config.
 const FIRMWARE_VERSION: u16 = 0x0001;
-/// Bytes of a UMEM frame before the packet (XDP_PACKET_HEADROOM).
-const XDP_HEADROOM: usize = 256;
 /// Room for the Ethernet, VLAN, AoE and ATA headers in front of the data.
 const HEADERS: usize = 18 + 10 + 12;
 
@@ -99,8 +97,9 @@ fn run(cli: Cli) -> Result<()> {
     let mut stores = Vec::new();
     let mut infos = Vec::new();
     for e in &cli.exports {
-        let store = MmapStore::open(&e.path, e.read_only)
-            .with_context(|| format!("export {}", e.name()))?;
+        let mut opts = e.open_options();
+        opts.sync |= cli.sync;
+        let store = Store::open(&e.path, opts).with_context(|| format!("export {}", e.name()))?;
         let identity = Identity {
             serial: format!("{}.{}:{host}", e.shelf, e.slot),
             firmware: env!("CARGO_PKG_VERSION").into(),
@@ -112,7 +111,7 @@ fn run(cli: Cli) -> Result<()> {
             "export {}: {} ({}, {} sectors, {} MiB, {})",
             e.name(),
             e.path.display(),
-            store.kind(),
+            store.describe(),
             store.sectors(),
             store.sectors() / 2048,
             if e.read_only {
@@ -126,7 +125,7 @@ fn run(cli: Cli) -> Result<()> {
 
     // The most sectors one frame can carry: by the MTU, and by what fits in
     // a UMEM frame after the headroom and headers.
-    let by_frame = (FRAME_SIZE as usize - XDP_HEADROOM - HEADERS) / aoe_proto::SECTOR_SIZE;
+    let by_frame = (FRAME_SIZE as usize - PACKET_OFFSET - HEADERS) / aoe_proto::SECTOR_SIZE;
     let max_sectors = aoe_proto::sectors_for_mtu(iface.mtu).min(by_frame as u8);
     if max_sectors == 0 {
         bail!(
@@ -200,7 +199,8 @@ fn run(cli: Cli) -> Result<()> {
             Arc::clone(&stores),
             shared,
             Arc::clone(&stop),
-        );
+        )
+        .context("creating the worker's io_uring")?;
         let core = cores.get(i % cores.len().max(1)).copied();
         let handle = std::thread::Builder::new()
             .name(format!("aoe-q{i}"))

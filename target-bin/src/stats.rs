@@ -20,9 +20,11 @@ pub struct Counters {
     pub errors: u64,
     /// Broadcast answers skipped because no spare frame was free.
     pub no_frame: u64,
+    /// Storage reads, writes or flushes that failed (answered with ATA errors).
+    pub io_errors: u64,
 }
 
-const FIELDS: usize = 10;
+const FIELDS: usize = 11;
 
 impl Counters {
     fn to_array(self) -> [u64; FIELDS] {
@@ -37,6 +39,7 @@ impl Counters {
             self.flushes,
             self.errors,
             self.no_frame,
+            self.io_errors,
         ]
     }
 
@@ -52,6 +55,7 @@ impl Counters {
             flushes: a[7],
             errors: a[8],
             no_frame: a[9],
+            io_errors: a[10],
         }
     }
 
@@ -65,7 +69,7 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rx={} tx={} ignored={} reads={} writes={} read_bytes={} write_bytes={} flushes={} errors={} no_frame={}",
+            "rx={} tx={} ignored={} reads={} writes={} read_bytes={} write_bytes={} flushes={} errors={} no_frame={} io_errors={}",
             self.rx_frames,
             self.tx_frames,
             self.ignored,
@@ -75,7 +79,8 @@ impl fmt::Display for Counters {
             self.write_bytes,
             self.flushes,
             self.errors,
-            self.no_frame
+            self.no_frame,
+            self.io_errors
         )
     }
 }

@@ -25,6 +25,16 @@ pub const RX_RING: u32 = 2048;
 pub const TX_RING: u32 = 4096;
 /// Frames per queue: the fill ring's share plus as many spare.
 pub const FRAME_COUNT: u32 = 4096;
+/// The kernel's headroom in front of every received packet.
+const XDP_PACKET_HEADROOM: u32 = 256;
+/// Our own headroom, chosen so that a packet starts 36 bytes before a
+/// 512-byte boundary: the sector data of an untagged AoE frame (at offset
+/// 36) is then aligned for O_DIRECT, and goes to and from storage with no
+/// copy. (256 + 220 + 36 = 512.)
+const FRAME_HEADROOM: u32 = 220;
+/// Offset of the packet in a UMEM frame.
+pub const PACKET_OFFSET: usize = (XDP_PACKET_HEADROOM + FRAME_HEADROOM) as usize;
+const _: () = assert!((PACKET_OFFSET + aoe_proto::wire::ATA_DATA_OFFSET).is_multiple_of(512));
 
 /// How a socket was bound: zero-copy where the driver offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +82,7 @@ impl Queue {
             .frame_size(FrameSize::new(FRAME_SIZE)?)
             .fill_queue_size(QueueSize::new(RX_RING)?)
             .comp_queue_size(QueueSize::new(TX_RING)?)
+            .frame_headroom(FRAME_HEADROOM)
             .build()?;
         let count = NonZeroU32::new(FRAME_COUNT).expect("non-zero");
         let (umem, frames) = Umem::new(umem_config, count, false)?;

@@ -1,0 +1,146 @@
+//! Backing stores. Two backends serve an export:
+//! - `mmap`: a shared memory map; reads and writes are copies between the
+//!   map and the frame, FLUSH is msync. Default for regular files.
+//! - `direct`: O_DIRECT I/O through the worker's io_uring, straight into and
+//!   out of the UMEM frame; FLUSH is fsync. Default for block devices.
+
+mod direct;
+mod mmap;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use aoe_proto::SECTOR_SIZE;
+
+pub use direct::{AlignedBuf, DirectRing, DirectStore, DIRECT_ALIGN};
+pub use mmap::MmapStore;
+
+/// Which backend serves an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Mmap,
+    Direct,
+}
+
+/// How an export is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenOptionsSpec {
+    pub read_only: bool,
+    /// `None`: by kind (block device -> direct, file -> mmap).
+    pub backend: Option<Backend>,
+    /// Every write durable before it is acknowledged (O_DSYNC / msync).
+    pub sync: bool,
+}
+
+#[derive(Debug)]
+pub enum Store {
+    Mmap(MmapStore),
+    Direct(DirectStore),
+}
+
+impl Store {
+    pub fn open(path: &Path, opts: OpenOptionsSpec) -> Result<Self> {
+        let probe = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (size, kind) = size_of(&probe).with_context(|| format!("{}", path.display()))?;
+        drop(probe);
+        let len = size - size % SECTOR_SIZE as u64;
+        if len == 0 {
+            bail!(
+                "{} is smaller than one 512-byte sector ({size} bytes)",
+                path.display()
+            );
+        }
+        let backend = opts.backend.unwrap_or(match kind {
+            Kind::BlockDevice => Backend::Direct,
+            Kind::File => Backend::Mmap,
+        });
+        let mut open = OpenOptions::new();
+        open.read(true).write(!opts.read_only);
+        if backend == Backend::Direct {
+            open.custom_flags(libc::O_DIRECT | if opts.sync { libc::O_DSYNC } else { 0 });
+        }
+        let file = open
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(match backend {
+            Backend::Mmap => Store::Mmap(
+                MmapStore::new(&file, len, kind.name(), opts.read_only, opts.sync)
+                    .with_context(|| format!("cannot map {}", path.display()))?,
+            ),
+            Backend::Direct => Store::Direct(
+                DirectStore::new(file, len, kind.name(), opts.sync)
+                    .with_context(|| format!("{}", path.display()))?,
+            ),
+        })
+    }
+
+    pub fn sectors(&self) -> u64 {
+        match self {
+            Store::Mmap(s) => s.sectors(),
+            Store::Direct(s) => s.sectors(),
+        }
+    }
+
+    /// e.g. "block device, direct" or "file, mmap, sync", for the log.
+    pub fn describe(&self) -> String {
+        let (kind, backend, sync) = match self {
+            Store::Mmap(s) => (s.kind(), "mmap", s.sync()),
+            Store::Direct(s) => (s.kind(), "direct", s.sync()),
+        };
+        format!("{kind}, {backend}{}", if sync { ", sync" } else { "" })
+    }
+
+    /// Makes every completed write durable (blocking; used at shutdown).
+    pub fn flush(&self) -> io::Result<()> {
+        match self {
+            Store::Mmap(s) => s.flush(),
+            Store::Direct(s) => s.flush(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    BlockDevice,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::BlockDevice => "block device",
+        }
+    }
+}
+
+/// Size in bytes of a regular file or a block device.
+fn size_of(file: &File) -> Result<(u64, Kind)> {
+    let meta = file.metadata()?;
+    let ft = meta.file_type();
+    if ft.is_file() {
+        Ok((meta.len(), Kind::File))
+    } else if ft.is_block_device() {
+        let mut size: u64 = 0;
+        // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
+        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+        // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which
+        // points at a live local.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                BLKGETSIZE64,
+                &mut size,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error()).context("BLKGETSIZE64");
+        }
+        Ok((size, Kind::BlockDevice))
+    } else {
+        bail!("not a regular file or a block device")
+    }
+}
