@@ -94,12 +94,12 @@ mod tests {
         assert_eq!((e.backend, e.sync), (None, false));
         let e = ExportSpec::parse("65534.254=/srv/a=b.img,ro").unwrap();
         assert_eq!((e.shelf, e.slot, e.read_only), (65534, 254, true));
+        assert_eq!(e.path, PathBuf::from("/srv/a=b.img"));
+        assert_eq!(e.name(), "e65534.254");
         let e = ExportSpec::parse("2.3=/dev/loop0,direct,sync").unwrap();
         assert_eq!((e.backend, e.sync), (Some(Backend::Direct), true));
         let e = ExportSpec::parse("2.3=/dev/loop0,mmap").unwrap();
         assert_eq!(e.backend, Some(Backend::Mmap));
-        assert_eq!(e.path, PathBuf::from("/srv/a=b.img"));
-        assert_eq!(e.name(), "e65534.254");
     }
 
     #[test]
