@@ -13,9 +13,13 @@ IF_I=aoex-g1
 WORK=$(mktemp -d /tmp/aoex-g.XXXXXX)
 PEER="ip netns exec $NS_I python3 $REPO_ROOT/tests/tools/aoe_peer.py"
 TARGET_PID=
+MOUNTED=
+LOOP_DEV=
 
 cleanup() {
 	stop_target
+	[ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null
+	[ -n "$LOOP_DEV" ] && losetup -d "$LOOP_DEV" 2>/dev/null
 	del_netns "$NS_T" "$NS_I"
 	rm -rf "$WORK"
 }
@@ -153,6 +157,34 @@ test_bad_frames_and_other_traffic() {
 	check "read-only export unchanged" test "$before" = "$(md5sum <"$WORK/ro.img")"
 }
 
+# A direct export on a small filesystem that fills up: writes past the
+# space are ATA errors for those requests only; reads keep working.
+test_storage_full() {
+	local fs=$WORK/small-fs.img mnt=$WORK/mnt out ok errs
+	truncate -s 2M "$fs"
+	mke2fs -q -t ext2 -b 1024 -m 0 "$fs"
+	LOOP_DEV=$(losetup --find --show "$fs")
+	mkdir -p "$mnt"
+	mount "$LOOP_DEV" "$mnt"
+	MOUNTED=$mnt
+	truncate -s 16M "$mnt/sparse.img" # far more than the filesystem holds
+	start_target --export 5.1="$mnt/sparse.img,direct"
+	out=$($PEER fill "$IF_I" 5 1 0 3000)
+	echo "fill: $out"
+	ok=$(grep -oP "ok=\K[0-9]+" <<<"$out")
+	errs=$(grep -oP "ata_errors=\K[0-9]+" <<<"$out")
+	check "writes succeed while there is space" test "$ok" -gt 500
+	check "writes past the space get ATA errors" test "$errs" -gt 0
+	check "every write was answered" grep -q "no_answer=0" <<<"$out"
+	check "reads keep working after ENOSPC" \
+		test "$($PEER status "$IF_I" 5 1 0x24 0 2 | cut -d' ' -f1-2)" = "0 0x40"
+	check "target still alive" alive
+	stop_target
+	check "log reports the I/O errors" grep -q "storage I/O failed" "$WORK/target.log"
+	umount "$mnt" && MOUNTED=
+	losetup -d "$LOOP_DEV" && LOOP_DEV=
+}
+
 test_errors_leave_nothing_attached() {
 	truncate -s 1M "$WORK/e.img"
 	local out rc
@@ -189,7 +221,7 @@ test_errors_leave_nothing_attached() {
 
 setup_network
 for t in test_identify_and_config test_data_path test_reserve_and_mask \
-	test_bad_frames_and_other_traffic test_errors_leave_nothing_attached; do
+	test_bad_frames_and_other_traffic test_storage_full test_errors_leave_nothing_attached; do
 	echo "=== $t"
 	"$t" || fail "$t aborted"
 done

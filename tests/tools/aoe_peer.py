@@ -5,6 +5,8 @@ Subcommands:
   fuzz IFACE SHELF SLOT COUNT SEED   send COUNT malformed/random AoE frames
   write IFACE SHELF SLOT LBA HEXBYTE write 2 sectors of one byte value
   read IFACE SHELF SLOT LBA COUNT    read sectors, print their md5
+  fill IFACE SHELF SLOT LBA N        N sequential 2-sector writes; print
+                                     "ok=.. ata_errors=.. no_answer=.."
   status IFACE SHELF SLOT CMD LBA N  print "aoe_error ata_status ata_err" for
                                      an ATA command (no data sent)
   vlan-identify IFACE SHELF SLOT VID  IDENTIFY in an 802.1Q-tagged frame;
@@ -104,6 +106,26 @@ def cmd_write(iface, shelf, slot, lba, byte):
     print(f"{r[15] if r[14] & 4 else 0} {r[27]:#x} {r[25]:#x}")
 
 
+def cmd_fill(iface, shelf, slot, lba, n):
+    s = open_sock(iface)
+    src = mac_of(iface)
+    counts = {"ok": 0, "ata_errors": 0, "aoe_errors": 0, "no_answer": 0}
+    for i in range(int(n)):
+        tag = 0x80000000 | i
+        data = struct.pack("<Q", int(lba) + 2 * i) * 128
+        r = exchange(s, frame(src, int(shelf), int(slot), 0, tag,
+                              ata(0x41, 0x34, 2, int(lba) + 2 * i, data)), tag)
+        if r is None:
+            counts["no_answer"] += 1
+        elif r[14] & 4:
+            counts["aoe_errors"] += 1
+        elif r[27] & 1:
+            counts["ata_errors"] += 1
+        else:
+            counts["ok"] += 1
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
 def cmd_read(iface, shelf, slot, lba, count):
     s = open_sock(iface)
     tag = 0x80000000 | random.randrange(1 << 30)
@@ -183,7 +205,7 @@ def cmd_vlan_identify(iface, shelf, slot, vid):
 
 if __name__ == "__main__":
     cmds = {"fuzz": cmd_fuzz, "write": cmd_write, "read": cmd_read, "status": cmd_status,
-            "reserve": cmd_reserve, "mask": cmd_mask, "vlan-identify": cmd_vlan_identify}
+            "reserve": cmd_reserve, "mask": cmd_mask, "vlan-identify": cmd_vlan_identify, "fill": cmd_fill}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
