@@ -64,7 +64,17 @@ setup_network() {
 test_identify_and_config() {
 	truncate -s 64M "$WORK/disk1.img"
 	truncate -s 8M "$WORK/disk2.img"
+	# Listen before the target starts: it announces each export.
+	ip netns exec "$NS_I" python3 "$REPO_ROOT/tests/tools/aoe_peer.py" listen "$IF_I" 4 \
+		>"$WORK/announce.txt" &
+	local listener=$!
+	sleep 0.5
 	start_target --export 1.1="$WORK/disk1.img" --export 7.3="$WORK/disk2.img,ro"
+	wait "$listener"
+	check "start-up announcement of e1.1" grep -qx "1.1" "$WORK/announce.txt"
+	check "start-up announcement of e7.3" grep -qx "7.3" "$WORK/announce.txt"
+	check "Query Config: 2 sectors at MTU 1500, buffer count 256, padded" \
+		test "$($PEER config "$IF_I" 1 1)" = "bufcnt=256 sectors=2 fw=1 len=60"
 	check "XDP program attached while serving" xdp_attached
 	check "log says which XDP mode" grep -Eq "attached to $IF_T in (native|generic) mode" "$WORK/target.log"
 
@@ -97,6 +107,19 @@ test_identify_and_config() {
 	stop_target
 	check "XDP program detached after SIGTERM" bash -c "! ip -n $NS_T link show dev $IF_T | grep -q prog/xdp"
 	check "log says detached" grep -q "XDP program detached" "$WORK/target.log"
+}
+
+# The advertised sectors per request follow the MTU: (2600 - 36) / 512 = 5.
+test_mtu() {
+	truncate -s 1M "$WORK/mtu.img"
+	ip -n "$NS_T" link set "$IF_T" mtu 2600
+	ip -n "$NS_I" link set "$IF_I" mtu 2600
+	start_target --export 1.1="$WORK/mtu.img" --buffers 64
+	check "MTU 2600: 5 sectors per request, buffer count 64" \
+		test "$($PEER config "$IF_I" 1 1 | cut -d' ' -f1-2)" = "bufcnt=64 sectors=5"
+	stop_target
+	ip -n "$NS_T" link set "$IF_T" mtu 1500
+	ip -n "$NS_I" link set "$IF_I" mtu 1500
 }
 
 test_data_path() {
@@ -220,7 +243,7 @@ test_errors_leave_nothing_attached() {
 }
 
 setup_network
-for t in test_identify_and_config test_data_path test_reserve_and_mask \
+for t in test_identify_and_config test_mtu test_data_path test_reserve_and_mask \
 	test_bad_frames_and_other_traffic test_storage_full test_errors_leave_nothing_attached; do
 	echo "=== $t"
 	"$t" || fail "$t aborted"

@@ -5,6 +5,9 @@ Subcommands:
   fuzz IFACE SHELF SLOT COUNT SEED   send COUNT malformed/random AoE frames
   write IFACE SHELF SLOT LBA HEXBYTE write 2 sectors of one byte value
   read IFACE SHELF SLOT LBA COUNT    read sectors, print their md5
+  listen IFACE SECS                  print "shelf.slot" of each broadcast
+                                     Query Config response heard
+  config IFACE SHELF SLOT            print "bufcnt=.. sectors=.. fw=.."
   fill IFACE SHELF SLOT LBA N        N sequential 2-sector writes; print
                                      "ok=.. ata_errors=.. no_answer=.."
   status IFACE SHELF SLOT CMD LBA N  print "aoe_error ata_status ata_err" for
@@ -126,6 +129,28 @@ def cmd_fill(iface, shelf, slot, lba, n):
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+def cmd_listen(iface, secs):
+    s = open_sock(iface)
+    deadline = time.time() + float(secs)
+    while time.time() < deadline:
+        try:
+            r = s.recv(9000)
+        except socket.timeout:
+            continue
+        if r[:6] == b"\xff" * 6 and len(r) >= 32 and r[14] & 0x08 and r[19] == 1:
+            print(f"{struct.unpack('>H', r[16:18])[0]}.{r[18]}", flush=True)
+
+
+def cmd_config(iface, shelf, slot):
+    s = open_sock(iface)
+    tag = 0x80000000 | random.randrange(1 << 30)
+    r = exchange(s, frame(mac_of(iface), int(shelf), int(slot), 1, tag, b"\0" * 8), tag)
+    if r is None:
+        sys.exit(1)
+    bufcnt, fw, scnt = struct.unpack(">HHB", r[24:29])
+    print(f"bufcnt={bufcnt} sectors={scnt} fw={fw} len={len(r)}")
+
+
 def cmd_read(iface, shelf, slot, lba, count):
     s = open_sock(iface)
     tag = 0x80000000 | random.randrange(1 << 30)
@@ -205,7 +230,8 @@ def cmd_vlan_identify(iface, shelf, slot, vid):
 
 if __name__ == "__main__":
     cmds = {"fuzz": cmd_fuzz, "write": cmd_write, "read": cmd_read, "status": cmd_status,
-            "reserve": cmd_reserve, "mask": cmd_mask, "vlan-identify": cmd_vlan_identify, "fill": cmd_fill}
+            "reserve": cmd_reserve, "mask": cmd_mask, "vlan-identify": cmd_vlan_identify, "fill": cmd_fill, "listen": cmd_listen,
+            "config": cmd_config}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         sys.exit(__doc__)
     cmds[sys.argv[1]](*sys.argv[2:])
