@@ -25,10 +25,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+AOE_BENCH=${AOE_BENCH:-$REPO_ROOT/target/release/aoe-bench}
 for tool in aoeping aoecfg python3; do
 	command -v "$tool" >/dev/null || { echo "missing $tool (make deps)" >&2; exit 1; }
 done
-[ -x "$AOE_XDP" ] || { echo "missing $AOE_XDP (make build)" >&2; exit 1; }
+for bin in "$AOE_XDP" "$AOE_BENCH"; do
+	[ -x "$bin" ] || { echo "missing $bin (make build)" >&2; exit 1; }
+done
 
 # start_target ARGS...: runs aoe-xdp in the target namespace, waits until it
 # serves (its log says so) or fails.
@@ -208,6 +211,42 @@ test_storage_full() {
 	losetup -d "$LOOP_DEV" && LOOP_DEV=
 }
 
+# Crash test: aoe-bench --verify writes at depth 16, the target is killed
+# with SIGKILL mid-run and restarted, and a verify pass must find every
+# write that was acknowledged before the kill.
+crash_case() { # NAME EXPORT_PATH_AND_OPTIONS
+	local name=$1 spec=$2 state=$WORK/crash-$1.state out rc
+	start_target --export 6.1="$spec"
+	ip netns exec "$NS_I" "$AOE_BENCH" --iface "$IF_I" --target 6.1 --depth 16 --random \
+		--read-pct 30 --duration 6 --region-mb 16 --verify --state "$state" --quiet \
+		--timeout-ms 50 --max-retries 3 >"$WORK/crash-$name.out" 2>&1 &
+	local bench=$!
+	sleep 2.5
+	kill -KILL "$TARGET_PID"
+	wait "$TARGET_PID" 2>/dev/null || true
+	TARGET_PID=
+	wait "$bench" || true
+	check "$name: state of acknowledged writes saved" test -s "$state"
+	start_target --export 6.1="$spec"
+	set +e
+	out=$(ip netns exec "$NS_I" "$AOE_BENCH" --iface "$IF_I" --target 6.1 --region-mb 16 \
+		--verify-only --state "$state" 2>&1)
+	rc=$?
+	set -e
+	echo "$out" | tail -5
+	check "$name: after SIGKILL and restart every acknowledged write is there" test "$rc" -eq 0
+	stop_target
+}
+
+test_crash() {
+	head -c 32M /dev/zero >"$WORK/crash-direct.img"
+	LOOP_DEV=$(losetup --find --show "$WORK/crash-direct.img")
+	crash_case direct-loop "$LOOP_DEV"
+	losetup -d "$LOOP_DEV" && LOOP_DEV=
+	truncate -s 32M "$WORK/crash-mmap.img"
+	crash_case mmap-file "$WORK/crash-mmap.img"
+}
+
 test_errors_leave_nothing_attached() {
 	truncate -s 1M "$WORK/e.img"
 	local out rc
@@ -244,7 +283,7 @@ test_errors_leave_nothing_attached() {
 
 setup_network
 for t in test_identify_and_config test_mtu test_data_path test_reserve_and_mask \
-	test_bad_frames_and_other_traffic test_storage_full test_errors_leave_nothing_attached; do
+	test_bad_frames_and_other_traffic test_storage_full test_crash test_errors_leave_nothing_attached; do
 	echo "=== $t"
 	"$t" || fail "$t aborted"
 done
