@@ -13,13 +13,20 @@ import json
 import math
 from html import escape
 
-TARGETS = ["vblade", "aoe-xdp", "xdp-responder", "xdp-responder-inline"]
+TARGETS = ["vblade", "aoe-xdp", "xdp-responder", "xdp-responder-inline",
+           "vblade-d-loop", "aoe-xdp-mmap-loop", "aoe-xdp-direct-loop"]
+# Which vblade each aoe-xdp row is compared with.
+BASELINE = {"aoe-xdp": "vblade", "aoe-xdp-mmap-loop": "vblade-d-loop",
+            "aoe-xdp-direct-loop": "vblade-d-loop"}
 RESPONDERS = ["xdp-responder", "xdp-responder-inline"]
 COLORS = {
     "vblade": "#d62728",
     "aoe-xdp": "#1f77b4",
     "xdp-responder": "#7f7f7f",
     "xdp-responder-inline": "#c7c7c7",
+    "vblade-d-loop": "#ff9896",
+    "aoe-xdp-mmap-loop": "#aec7e8",
+    "aoe-xdp-direct-loop": "#2ca02c",
 }
 OPS = ["write", "read"]
 
@@ -78,15 +85,15 @@ def markdown(d, rows, verify):
         out.append(f"**Skipped:** {', '.join(d['skipped'])}\n")
     out.append(
         "| op | depth | target | IOPS | MB/s | p50 µs | p90 µs | p99 µs | p99.9 µs | retrans | errors "
-        "| target RSS MiB | target CPU % | aoe-xdp / vblade IOPS | aoe-xdp / vblade p50 | of XDP limit |"
+        "| target RSS MiB (anon) | target CPU % | CPU µs/IO | aoe-xdp / vblade IOPS | aoe-xdp / vblade p50 | of XDP limit |"
     )
-    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for op in OPS:
         for depth in depths:
             limits = [by[(t, op, depth)] for t in RESPONDERS if (t, op, depth) in by]
             limit = max(limits, key=lambda r: r["bench"]["iops"]) if limits else None
-            vb = by.get(("vblade", op, depth))
             for t in TARGETS:
+                vb = by.get((BASELINE.get(t, ""), op, depth))
                 r = by.get((t, op, depth))
                 if not r:
                     continue
@@ -95,10 +102,16 @@ def markdown(d, rows, verify):
                 eff = b["config"]["depth"]
                 dep = str(depth) if eff == depth else f"{depth} (eff. {eff})"
                 rss = r.get("rss_kb")
+                anon = r.get("rss_anon_kb")
+                rss_text = fmt(rss / 1024 if rss else None, 1)
+                if anon:
+                    rss_text += " (%.1f)" % (anon / 1024)
                 cpu = r.get("cpu_s")
                 cpu_pct = 100.0 * cpu / b["elapsed_s"] if cpu is not None and b["elapsed_s"] else None
+                ios = b["iops"] * b["elapsed_s"]
+                cpu_per_io = 1e6 * cpu / ios if cpu is not None and ios else None
                 ratio = ratio_p50 = ""
-                if t == "aoe-xdp" and vb:
+                if vb:
                     ratio = f"{b['iops'] / vb['bench']['iops']:.2f}x" if vb["bench"]["iops"] else "-"
                     vp = vb["bench"]["latency_us"]["p50"]
                     ratio_p50 = f"{lat['p50'] / vp:.2f}x" if vp else "-"
@@ -112,7 +125,7 @@ def markdown(d, rows, verify):
                     f"| {op_label} | {dep} | {t} | {fmt(b['iops'])} | {fmt(b['mb_per_s'], 1)} | "
                     f"{fmt(lat['p50'], 1)} | {fmt(lat['p90'], 1)} | {fmt(lat['p99'], 1)} | "
                     f"{fmt(lat['p99_9'], 1)} | {b['retransmits']} | {b['errors_total']} | "
-                    f"{fmt(rss / 1024 if rss else None, 1)} | {fmt(cpu_pct)} | {ratio} | {ratio_p50} | {frac} |"
+                    f"{rss_text} | {fmt(cpu_pct)} | {fmt(cpu_per_io, 1)} | {ratio} | {ratio_p50} | {frac} |"
                 )
     failed = [r for r in rows if not r.get("bench")]
     if failed:

@@ -8,6 +8,10 @@
 #   vblade         vblade -b $VBLADE_BUFCNT 1 1 IF FILE, pinned to core 0
 #   aoe-xdp        target/release/aoe-xdp --iface IF --queues 1 --export 1.1=FILE,
 #                  pinned to core 0 (skipped loudly if the binary is missing)
+#   vblade-d-loop, aoe-xdp-mmap-loop, aoe-xdp-direct-loop
+#                  the same file behind a loop device: vblade -d (O_DIRECT),
+#                  aoe-xdp with the mmap backend, aoe-xdp with the direct
+#                  (O_DIRECT + io_uring) backend; CPU time per I/O is reported.
 #   xdp-responder  bench/xdp-responder: answers in the driver with XDP_TX and
 #                  no storage, in the veth's threaded NAPI pinned to core 0
 #                  (where the targets run).
@@ -49,7 +53,7 @@ need_root
 
 BENCH_SECS=${BENCH_SECS:-10}
 BENCH_DEPTHS=${BENCH_DEPTHS:-"1 16 64"}
-BENCH_TARGETS=${BENCH_TARGETS:-"vblade aoe-xdp xdp-responder xdp-responder-inline"}
+BENCH_TARGETS=${BENCH_TARGETS:-"vblade aoe-xdp xdp-responder xdp-responder-inline vblade-d-loop aoe-xdp-mmap-loop aoe-xdp-direct-loop"}
 BENCH_NAME=${BENCH_NAME:-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 BENCH_VERIFY_SECS=${BENCH_VERIFY_SECS:-5}
 BENCH_RESPONDER_READS=${BENCH_RESPONDER_READS:-1}
@@ -103,6 +107,7 @@ cleanup() {
 	set +e
 	stop_target
 	del_netns "$NS_T" "$NS_I"
+	[ -n "${LOOP:-}" ] && losetup -d "$LOOP"
 	rm -f "$DISK"
 	rm -rf "$WORK"
 }
@@ -120,6 +125,12 @@ fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "disk: $DISK ($DISK_MB MiB); load average before: $LOAD_START"
 dd if=/dev/zero of="$DISK" bs=1M count=$DISK_MB status=none
+LOOP=
+case " $BENCH_TARGETS " in *-loop" "*)
+	LOOP=$(losetup --find --show "$DISK")
+	log "loop device: $LOOP over $DISK"
+	;;
+esac
 
 # A fresh namespace pair and veth for every target, so no XDP program or
 # queue state leaks from one to the next.
@@ -134,16 +145,19 @@ setup_net() {
 start_sampler() {
 	local pid=$1
 	: >"$WORK/rss"
+	: >"$WORK/rss_anon"
 	(
 		while kill -0 "$pid" 2>/dev/null; do
 			awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null >>"$WORK/rss" || true
+			# Without the export's mapped (file) pages: the memory goal.
+			awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null >>"$WORK/rss_anon" || true
 			sleep 0.5
 		done
 	) &
 	SAMPLER=$!
 }
 
-rss_max() { sort -n "$WORK/rss" 2>/dev/null | tail -1; }
+rss_max() { sort -n "$WORK/${1:-rss}" 2>/dev/null | tail -1; }
 cpu_ticks() { # utime + stime of the target, in clock ticks
 	[ -n "$TPID" ] && [ -r "/proc/$TPID/stat" ] || { echo 0; return; }
 	sed 's/.*) //' "/proc/$TPID/stat" | awk '{print $12 + $13}'
@@ -168,16 +182,18 @@ run_case() {
 	local out="$WORK/cases/$target-$op-d$depth"
 	mkdir -p "$WORK/cases"
 	: >"$WORK/rss"
+	: >"$WORK/rss_anon"
 	local c0 c1 rc=0
 	c0=$(cpu_ticks)
 	bench --depth "$depth" --read-pct "$pct" --random --duration "$BENCH_SECS" --json "$@" \
 		>"$out.bench.json" 2>"$LOGS/$target-$op-d$depth.stderr" || rc=$?
 	c1=$(cpu_ticks)
-	local rss
+	local rss anon
 	rss=$(rss_max)
-	python3 - "$out.bench.json" "$out.json" "$target" "$label" "$depth" "$rc" "${rss:-}" "$(( c1 - c0 ))" "$HZ" <<'PY'
+	anon=$(rss_max rss_anon)
+	python3 - "$out.bench.json" "$out.json" "$target" "$label" "$depth" "$rc" "${rss:-}" "$(( c1 - c0 ))" "$HZ" "${anon:-}" <<'PY'
 import json, sys
-src, dst, target, op, depth, rc, rss, ticks, hz = sys.argv[1:]
+src, dst, target, op, depth, rc, rss, ticks, hz, anon = sys.argv[1:]
 try:
     bench = json.load(open(src))
 except Exception as e:
@@ -185,6 +201,7 @@ except Exception as e:
 json.dump({
     "target": target, "op": op, "depth": int(depth), "exit": int(rc),
     "rss_kb": int(rss) if rss else None,
+    "rss_anon_kb": int(anon) if anon else None,
     "cpu_s": int(ticks) / int(hz) if not target.startswith("xdp-responder") else None,
     "bench": bench,
 }, open(dst, "w"), indent=1)
@@ -255,6 +272,21 @@ for target in $BENCH_TARGETS; do
 		setup_net
 		ip netns exec "$NS_T" "${CHRT[@]}" taskset -c "$TARGET_CPU" vblade -b "$VBLADE_BUFCNT" 1 1 "$IF_T" "$DISK" \
 			>"$LOGS/vblade.log" 2>&1 &
+		TPID=$!
+		;;
+	vblade-d-loop)
+		setup_net
+		ip netns exec "$NS_T" "${CHRT[@]}" taskset -c "$TARGET_CPU" vblade -d -b "$VBLADE_BUFCNT" 1 1 "$IF_T" "$LOOP" \
+			>"$LOGS/$target.log" 2>&1 &
+		TPID=$!
+		;;
+	aoe-xdp-mmap-loop | aoe-xdp-direct-loop)
+		setup_net
+		backend=${target#aoe-xdp-}
+		backend=${backend%-loop}
+		# shellcheck disable=SC2086
+		ip netns exec "$NS_T" "${CHRT[@]}" taskset -c "$TARGET_CPU" "$AOE_XDP" --iface "$IF_T" --queues 1 \
+			--export "1.1=$LOOP,$backend" $AOE_XDP_ARGS >"$LOGS/$target.log" 2>&1 &
 		TPID=$!
 		;;
 	aoe-xdp)
