@@ -233,7 +233,9 @@ fn run(cli: Cli) -> Result<()> {
     let mut last_log = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        if handles.iter().any(|h| h.is_finished()) {
+        // Workers only return once asked to stop; one that returns before
+        // is a fault, and serving with fewer queues would hide it.
+        if !stop.load(Ordering::Relaxed) && handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
             log::error!("a worker thread stopped unexpectedly");
         }
@@ -247,6 +249,9 @@ fn run(cli: Cli) -> Result<()> {
     log::info!("stopping");
     for h in handles {
         let _ = h.join();
+    }
+    for (q, c) in counters.iter().enumerate() {
+        log::info!("stats queue={q} {}", c.snapshot());
     }
     let total = counters
         .iter()
