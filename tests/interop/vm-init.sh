@@ -1,0 +1,176 @@
+#!/bin/busybox sh
+# /init of the test VM (busybox initramfs built by linux-initiator.sh).
+#
+# Loads e1000 + aoe, finds the AoE device named on the kernel command line,
+# and reports on the serial console with lines the host parses:
+#   AOETEST device=eX.Y
+#   AOETEST size_bytes=N
+#   AOETEST read_md5=MD5                      whole device, before any write
+#   AOETEST read_secs=S.SS                    how long that read took
+#   AOETEST wrote_md5=MD5 offset=N len=N      one per written region
+#   AOETEST reread_md5=MD5 offset=N len=N     same region, read back uncached
+#   AOETEST done
+#   AOETEST kick ...                          see kicker() below
+# Parameters (kernel command line, all optional):
+#   aoetest.target=e1.1  aoetest.wait=30  aoetest.write_off=4194304
+#   aoetest.write_len=1048576  aoetest.tail_len=65536
+#   aoetest.deadline=270   (seconds; then report state and power off)
+# The host boots with `quiet`: only kernel warnings/errors reach the console,
+# so an AOETEST line is rarely split; dmesg is dumped on failure instead.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+
+say() { echo "AOETEST $*"; }
+echo # the console line may still hold the firmware's escape sequences
+
+# Leave the VM; -no-reboot + panic=-1 on the host side make qemu exit.
+finish() {
+	sync
+	poweroff -f
+	sleep 5 # poweroff -f does not return; never let /init exit (panic)
+}
+
+# dump_state: what the aoe driver and the block layer think, and where the
+# tasks that do I/O are blocked.
+dump_state() {
+	local f pid name
+	for f in /sys/kernel/debug/aoe/*; do
+		[ -f "$f" ] && { echo "--- $f ---"; cat "$f"; }
+	done
+	for f in /sys/block/etherd*/inflight /sys/block/etherd*/stat \
+		/sys/block/etherd*/state /sys/block/etherd*/queue/scheduler \
+		/sys/kernel/debug/block/etherd*/state \
+		/sys/kernel/debug/block/etherd*/hctx0/*; do
+		[ -f "$f" ] && echo "$f: $(cat "$f" 2>/dev/null | tr '\n' ' ')"
+	done
+	for pid in $(ls /proc | grep '^[0-9]'); do
+		name=$(cat /proc/$pid/comm 2>/dev/null) || continue
+		case $name in aoe* | md5sum | dd | kworker*) ;; *) continue ;; esac
+		echo "--- $pid $name: $(cut -d' ' -f3 /proc/$pid/stat) ---"
+		cat /proc/$pid/stack 2>/dev/null
+	done
+	echo w >/proc/sysrq-trigger # blocked (D state) tasks, into dmesg
+	echo "--- dmesg tail ---"
+	dmesg | tail -n 100
+}
+
+die() {
+	say "error $*"
+	dump_state
+	finish
+}
+
+# kicker: work around a stall in the Linux aoe driver (seen ~1 run in 20 under
+# TCG). When every frame is still queued for the driver's completion thread
+# at the moment the last outstanding frame is answered, newframe() fails and
+# sets DEVFL_KICKME; the timer's "kick" then only runs the blk-mq queue, which
+# has nothing new to dispatch, so the request parked on the driver's own
+# rq_list is never resumed (signature: requests in flight, nout 0 for every
+# target, no progress). Any new request resumes it, so issue a 4 KiB direct
+# read when that state lasts a second, and report it ("AOETEST kick ...").
+kicker() {
+	local sys="/sys/block/etherd!$target" dbg=/sys/kernel/debug/aoe/$target
+	local prev="" now kick=""
+	while sleep 1; do
+		set -- $(cat "$sys/stat")
+		now="$1 $5" # completed reads and writes
+		set -- $(cat "$sys/inflight")
+		# "addr:nout:maxout:nframes" per target; nout != 0 means frames out.
+		if [ "$now" = "$prev" ] && [ $(($1 + $2)) -gt 0 ] &&
+			! grep -q '^[0-9a-f]*:[1-9]' "$dbg" 2>/dev/null; then
+			# One kick at a time: a kick that hangs too means another cause.
+			if [ -z "$kick" ] || ! kill -0 "$kick" 2>/dev/null; then
+				say "kick inflight=$(($1 + $2)) completed=\"$now\""
+				# bs >= page size: busybox dd only page-aligns those buffers;
+				# with a smaller one O_DIRECT fails and dd silently falls back
+				# to a cached read that never reaches the driver.
+				dd if="$dev" of=/dev/null bs=4096 count=1 iflag=direct 2>/dev/null &
+				kick=$!
+			fi
+		fi
+		prev=$now
+	done
+}
+
+# Command line: aoetest.KEY=VALUE becomes shell variable KEY.
+target=e1.1 wait=30 deadline=270 write_off=4194304 write_len=1048576 tail_len=65536
+for word in $(cat /proc/cmdline); do
+	case $word in
+	aoetest.*=*)
+		kv=${word#aoetest.}
+		eval "${kv%%=*}='${kv#*=}'"
+		;;
+	esac
+done
+
+# Watchdog: an I/O that hangs in the driver cannot be interrupted, so report
+# from the side and power off before the host's hard timeout hits.
+(
+	sleep "$deadline"
+	say "error watchdog: still running after ${deadline}s"
+	dump_state
+	finish
+) &
+
+# Modules in dependency order (written by the host into /lib/modules/order);
+# aoe only talks on the interfaces it is told about.
+while read -r mod; do
+	case $mod in
+	aoe) insmod "/lib/modules/$mod.ko" aoe_iflist=eth0 || die "insmod $mod" ;;
+	*) insmod "/lib/modules/$mod.ko" || die "insmod $mod" ;;
+	esac
+done </lib/modules/order
+
+ip link set eth0 up || die "no eth0"
+
+# Ask again every second: the e1000 link needs a moment after "up", and a
+# discover sent before carrier is simply lost.
+dev=/dev/etherd/$target
+i=0
+while [ ! -b "$dev" ]; do
+	[ "$i" -ge "$wait" ] && die "device $target did not appear within ${wait}s"
+	[ -e /dev/etherd/discover ] && echo >/dev/etherd/discover
+	sleep 1
+	i=$((i + 1))
+done
+say "device=$target"
+kicker &
+
+size=$(blockdev --getsize64 "$dev") || die "blockdev"
+say "size_bytes=$size"
+# Centiseconds since boot, for a rough idea of throughput under TCG.
+now_cs() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
+t0=$(now_cs)
+say "read_md5=$(md5sum <"$dev" | cut -d' ' -f1)"
+t1=$(now_cs)
+say "read_secs=$(((t1 - t0) / 100)).$(printf %02d $(((t1 - t0) % 100)))"
+
+# write_region OFFSET LEN: write LEN random bytes at OFFSET, flush to the
+# target, drop the page cache and read the region back through the device.
+write_region() {
+	local off=$1 len=$2 pat=/tmp/pattern
+	dd if=/dev/urandom of=$pat bs="$len" count=1 2>/dev/null || die "urandom"
+	say "wrote_md5=$(md5sum <$pat | cut -d' ' -f1) offset=$off len=$len"
+	dd if=$pat of="$dev" bs="$len" seek="$off" oflag=seek_bytes,direct \
+		conv=notrunc,fsync 2>/dev/null || die "write at $off"
+	echo 3 >/proc/sys/vm/drop_caches
+	local back
+	back=$(dd if="$dev" bs="$len" skip="$off" count=1 iflag=skip_bytes,direct \
+		2>/dev/null | md5sum | cut -d' ' -f1) || die "reread at $off"
+	say "reread_md5=$back offset=$off len=$len"
+	rm -f $pat
+}
+
+write_region "$write_off" "$write_len"
+# The last region ends exactly at the last sector of the device.
+write_region $((size - tail_len)) "$tail_len"
+
+say done
+finish
