@@ -22,6 +22,8 @@
 #                TARGET_CMD, "" otherwise
 #   SIZE_MB      backing file size in MiB (default 32, at least 6)
 #   VM_TIMEOUT   hard limit for one VM run in seconds (default 300)
+#   DEMO=1       `make demo`: serve a sparse 1 GiB file to the VM, which writes
+#                a message to sector 0 and reads it back; shows both sides
 #   CAPTURE=1    record the AoE traffic of each run (on the bridge-side veth,
 #                which also sees frames a target sends with XDP_TX) to
 #                build/interop/aoe-qN.pcap; needs tcpdump or dumpcap
@@ -141,11 +143,16 @@ start_target() {
 }
 
 # stop_target: SIGTERM first (lets a target detach XDP and flush), then KILL.
+# Waits for every process in the target's namespace, not just for the PID we
+# started (setsid may fork, and the target runs under ip netns exec and sh).
 stop_target() {
 	[ -n "$TARGET_PID" ] || return 0
 	kill -TERM -- -"$TARGET_PID" 2>/dev/null || true
-	WAIT_SECS=5 wait_for eval '! kill -0 "$TARGET_PID" 2>/dev/null' ||
+	ip netns pids "$NS_TGT" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
+	if ! WAIT_SECS=10 wait_for eval '[ -z "$(ip netns pids "$NS_TGT" 2>/dev/null)" ]'; then
 		kill -KILL -- -"$TARGET_PID" 2>/dev/null || true
+		ip netns pids "$NS_TGT" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+	fi
 	wait "$TARGET_PID" 2>/dev/null || true
 	TARGET_PID=""
 }
@@ -186,6 +193,7 @@ run_vm() {
 	append+=" aoetest.wait=30 aoetest.deadline=$((VM_TIMEOUT - 30))"
 	append+=" aoetest.write_off=$WRITE_OFF"
 	append+=" aoetest.write_len=$WRITE_LEN aoetest.tail_len=$TAIL_LEN"
+	[ "${DEMO:-0}" != 1 ] || append+=" aoetest.mode=demo"
 	# KVM hangs on this machine: always TCG.
 	timeout "$VM_TIMEOUT" ip netns exec "$NS_VM" qemu-system-x86_64 \
 		-accel tcg -m 512 -nographic -no-reboot \
@@ -323,6 +331,29 @@ run_once() {
 	echo "=== QUEUES=$q took $((SECONDS - start))s ==="
 }
 
+# run_demo KERNEL_DIR INITRD: `make demo`.
+run_demo() {
+	local kdir=$1 initrd=$2 log=$WORK/vm-demo.log tlog=$WORK/target-demo.log
+	rm -f "$BACKING"
+	truncate -s 1G "$BACKING"
+	echo "demo: serving a sparse 1 GiB file ($BACKING, $(du -h "$BACKING" | cut -f1) on disk)"
+	echo "demo: to a Linux VM (Debian 12 kernel, aoe driver) over a veth pair and a bridge in namespaces $NS_TGT and $NS_VM"
+	setup_net 1
+	start_target 1 "$tlog" || { cat "$tlog"; fail "demo target started"; return; }
+	sed 's/^/  aoe-xdp| /' "$tlog"
+	run_vm "$kdir/vmlinuz" "$initrd" "$log"
+	grep -a "^AOETEST demo:" "$log.aoetest" | sed 's/^AOETEST demo: /  VM| /'
+	stop_target
+	echo "demo: the target's log after the VM powered off:"
+	tail -n 5 "$tlog" | sed 's/^/  aoe-xdp| /'
+	echo "demo: sector 0 of the backing file on the host:"
+	head -c 4096 "$BACKING" | strings | sed 's/^/  host| /'
+	echo "demo: the file is still sparse: $(du -h --apparent-size "$BACKING" | cut -f1) long, $(du -h "$BACKING" | cut -f1) on disk"
+	check "demo: the VM's message is in the backing file" \
+		grep -qa "Hello from the Linux aoe initiator" <(head -c 4096 "$BACKING")
+	rm -f "$BACKING"
+}
+
 main() {
 	need_root
 	need_tools
@@ -351,6 +382,11 @@ main() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	local q
+	if [ "${DEMO:-0}" = 1 ]; then
+		run_demo "$kdir" "$initrd"
+		summary
+		return
+	fi
 	for q in $QUEUES_LIST; do
 		run_once "$q" "$kdir" "$initrd"
 	done
