@@ -220,12 +220,19 @@ def svg(d, rows):
     s.append(f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="16">'
              f'{escape(d["name"])}: random 1 KiB requests over veth ({d["bench_secs"]:g} s per case)</text>')
     # legend
-    lx = left
-    for t in targets:
-        s.append(f'<rect x="{lx}" y="34" width="12" height="12" fill="{COLORS[t]}"/>')
-        s.append(f'<text x="{lx + 16}" y="45">{escape(t)}</text>')
-        lx += 120 if t != "xdp-responder-inline" else 170
-    s.append(f'<text x="{lx}" y="45" fill="#555">responder reads: padded requests</text>')
+    # Width by label length, wrapping to a second row when the first is full.
+    lx, ly = left, 34
+    for t in targets + [None]:
+        label = t or "responder reads: padded requests"
+        w = 24 + 7 * len(label)
+        if lx + w > W - right:
+            lx, ly = left, ly + 18
+        if t:
+            s.append(f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{COLORS[t]}"/>')
+            s.append(f'<text x="{lx + 16}" y="{ly + 11}">{escape(t)}</text>')
+        else:
+            s.append(f'<text x="{lx}" y="{ly + 11}" fill="#555">{label}</text>')
+        lx += w
     if not groups:
         s.append("</svg>")
         return "\n".join(s)

@@ -262,10 +262,12 @@ check_results() {
 	fi
 	pass "$t device $AOE_TARGET appeared in the VM"
 
-	echo "$t VM read the whole device in $(vm_value "$log" read_secs)s"
+	echo "$t VM read the whole device in $(vm_value "$log" read_secs)s;" \
+		"aoe driver: $(grep -a '^AOETEST stats' "$log" | cut -d' ' -f3-)"
 	# Not a target fault: see kicker() in vm-init.sh (Linux aoe driver stall).
 	kicks=$(grep -ac '^AOETEST kick' "$log" || true)
-	[ "$kicks" -eq 0 ] || echo "$t note: initiator stalled, VM kicked it $kicks time(s)"
+	[ "$kicks" -eq 0 ] ||
+		echo "$t note: the aoe driver looked stalled; the VM kicked it $kicks time(s)"
 	size=$(vm_value "$log" size_bytes)
 	check "$t size ${size:-?} = backing file size" same "$size" "$(stat -c %s "$BACKING")"
 	check "$t whole-device md5 = backing file md5" same "$(vm_value "$log" read_md5)" "$orig"
