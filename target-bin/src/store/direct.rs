@@ -13,20 +13,20 @@ use anyhow::{bail, Result};
 use aoe_proto::{AtaFailure, SECTOR_SIZE};
 use io_uring::{opcode, squeue, types, IoUring};
 
+use super::Extent;
+
 /// O_DIRECT buffers, offsets and lengths are multiples of this.
 pub const DIRECT_ALIGN: usize = SECTOR_SIZE;
 
 #[derive(Debug)]
 pub struct DirectStore {
     file: File,
-    len: u64,
-    kind: &'static str,
-    sync: bool,
+    pub(super) extent: Extent,
 }
 
 impl DirectStore {
-    /// `file` was opened with O_DIRECT (and O_DSYNC if `sync`).
-    pub fn new(file: File, len: u64, kind: &'static str, sync: bool) -> Result<Self> {
+    /// `file` was opened with O_DIRECT (and O_DSYNC if `extent.sync`).
+    pub fn new(file: File, extent: Extent) -> Result<Self> {
         // O_DIRECT alignment rules vary by filesystem and device: probe
         // one sector-sized read, so a store that needs more than 512-byte
         // alignment fails here, with advice, rather than on every request.
@@ -37,31 +37,7 @@ impl DirectStore {
             }
             bail!("O_DIRECT read failed: {e}");
         }
-        Ok(Self {
-            file,
-            len,
-            kind,
-            sync,
-        })
-    }
-
-    pub fn sectors(&self) -> u64 {
-        self.len / SECTOR_SIZE as u64
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    pub fn sync(&self) -> bool {
-        self.sync
-    }
-
-    /// No request may touch bytes outside the export.
-    fn in_bounds(&self, offset: u64, len: usize) -> bool {
-        offset
-            .checked_add(len as u64)
-            .is_some_and(|end| end <= self.len)
+        Ok(Self { file, extent })
     }
 
     /// Blocking read through an aligned bounce buffer, for frames whose data
@@ -76,7 +52,8 @@ impl DirectStore {
             .as_mut_slice()
             .get_mut(..dst.len())
             .ok_or(AtaFailure::ReadError)?;
-        if !self.in_bounds(offset, dst.len()) || self.file.read_exact_at(tmp, offset).is_err() {
+        if !self.extent.contains(offset, dst.len()) || self.file.read_exact_at(tmp, offset).is_err()
+        {
             return Err(AtaFailure::ReadError);
         }
         dst.copy_from_slice(tmp);
@@ -95,7 +72,8 @@ impl DirectStore {
             .get_mut(..src.len())
             .ok_or(AtaFailure::WriteError)?;
         tmp.copy_from_slice(src);
-        if !self.in_bounds(offset, src.len()) || self.file.write_all_at(tmp, offset).is_err() {
+        if !self.extent.contains(offset, src.len()) || self.file.write_all_at(tmp, offset).is_err()
+        {
             return Err(AtaFailure::WriteError);
         }
         Ok(())
@@ -213,7 +191,7 @@ impl<T> DirectRing<T> {
         len: usize,
         token: T,
     ) -> Result<(), (T, AtaFailure)> {
-        if !store.in_bounds(offset, len) {
+        if !store.extent.contains(offset, len) {
             return Err((token, AtaFailure::ReadError));
         }
         let fd = types::Fd(store.file.as_raw_fd());
@@ -235,7 +213,7 @@ impl<T> DirectRing<T> {
         len: usize,
         token: T,
     ) -> Result<(), (T, AtaFailure)> {
-        if !store.in_bounds(offset, len) {
+        if !store.extent.contains(offset, len) {
             return Err((token, AtaFailure::WriteError));
         }
         let fd = types::Fd(store.file.as_raw_fd());

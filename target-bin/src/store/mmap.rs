@@ -3,8 +3,10 @@
 use std::fs::File;
 use std::io;
 
-use aoe_proto::{AtaFailure, SECTOR_SIZE};
+use aoe_proto::AtaFailure;
 use memmap2::{MmapOptions, MmapRaw};
+
+use super::Extent;
 
 /// Workers on several queues read and write the mapping at once; it is
 /// shared memory (like a device's), and AoE gives no ordering between
@@ -12,61 +14,30 @@ use memmap2::{MmapOptions, MmapRaw};
 #[derive(Debug)]
 pub struct MmapStore {
     map: MmapRaw,
-    /// Bytes the initiator may address: whole sectors only.
-    len: u64,
-    kind: &'static str,
-    sync: bool,
+    pub(super) extent: Extent,
 }
 
-/// msync needs page-aligned addresses.
-const PAGE: u64 = 4096;
-
 impl MmapStore {
-    pub fn new(
-        file: &File,
-        len: u64,
-        kind: &'static str,
-        read_only: bool,
-        sync: bool,
-    ) -> io::Result<Self> {
+    pub fn new(file: &File, extent: Extent, read_only: bool) -> io::Result<Self> {
+        let len = usize::try_from(extent.len)
+            .map_err(|_| io::Error::other("export larger than the address space"))?;
         let mut opts = MmapOptions::new();
-        opts.len(
-            usize::try_from(len)
-                .map_err(|_| io::Error::other("export larger than the address space"))?,
-        );
+        opts.len(len);
         let map = if read_only {
             opts.map_raw_read_only(file)
         } else {
             opts.map_raw(file)
         }?;
-        Ok(Self {
-            map,
-            len,
-            kind,
-            sync,
-        })
-    }
-
-    pub fn sectors(&self) -> u64 {
-        self.len / SECTOR_SIZE as u64
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    pub fn sync(&self) -> bool {
-        self.sync
+        Ok(Self { map, extent })
     }
 
     /// The mapped range for `len` bytes at `offset`, checked again here so
     /// that no request can touch memory outside the export.
     fn range(&self, offset: u64, len: usize) -> Option<*mut u8> {
-        let end = offset.checked_add(len as u64)?;
-        if end > self.len {
+        if !self.extent.contains(offset, len) {
             return None;
         }
-        // SAFETY: offset + len <= self.len, the mapping's length, so the
+        // SAFETY: offset + len <= extent.len, the mapping's length, so the
         // pointer stays inside the mapping.
         Some(unsafe { self.map.as_mut_ptr().add(offset as usize) })
     }
@@ -86,12 +57,11 @@ impl MmapStore {
         // SAFETY: as in `read`; the mapping is writable because read-only
         // exports never get here (the protocol core refuses their writes).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
-        if self.sync {
-            // Durable before acknowledged: write back the touched pages.
-            let start = offset - offset % PAGE;
-            let end = (offset + src.len() as u64).min(self.len);
+        if self.extent.sync {
+            // Durable before acknowledged: write back the touched pages
+            // (flush_range rounds out to page boundaries itself).
             self.map
-                .flush_range(start as usize, (end - start) as usize)
+                .flush_range(offset as usize, src.len())
                 .map_err(|_| AtaFailure::WriteError)?;
         }
         Ok(())

@@ -35,6 +35,29 @@ pub struct OpenOptionsSpec {
     pub sync: bool,
 }
 
+/// What every backend knows of its export: how many bytes an initiator may
+/// address (whole sectors), what it is, and whether writes are synchronous.
+#[derive(Debug, Clone, Copy)]
+pub struct Extent {
+    pub len: u64,
+    pub kind: &'static str,
+    pub sync: bool,
+}
+
+impl Extent {
+    pub fn sectors(&self) -> u64 {
+        self.len / SECTOR_SIZE as u64
+    }
+
+    /// No request may touch bytes outside the export: checked here again,
+    /// with checked arithmetic, below the protocol core's own check.
+    pub fn contains(&self, offset: u64, len: usize) -> bool {
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= self.len)
+    }
+}
+
 #[derive(Debug)]
 pub enum Store {
     Mmap(MmapStore),
@@ -65,31 +88,40 @@ impl Store {
         let file = open
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        let extent = Extent {
+            len,
+            kind: kind.name(),
+            sync: opts.sync,
+        };
         Ok(match backend {
             Backend::Mmap => Store::Mmap(
-                MmapStore::new(&file, len, kind.name(), opts.read_only, opts.sync)
+                MmapStore::new(&file, extent, opts.read_only)
                     .with_context(|| format!("cannot map {}", path.display()))?,
             ),
             Backend::Direct => Store::Direct(
-                DirectStore::new(file, len, kind.name(), opts.sync)
-                    .with_context(|| format!("{}", path.display()))?,
+                DirectStore::new(file, extent).with_context(|| format!("{}", path.display()))?,
             ),
         })
     }
 
-    pub fn sectors(&self) -> u64 {
+    pub fn extent(&self) -> &Extent {
         match self {
-            Store::Mmap(s) => s.sectors(),
-            Store::Direct(s) => s.sectors(),
+            Store::Mmap(s) => &s.extent,
+            Store::Direct(s) => &s.extent,
         }
+    }
+
+    pub fn sectors(&self) -> u64 {
+        self.extent().sectors()
     }
 
     /// e.g. "block device, direct" or "file, mmap, sync", for the log.
     pub fn describe(&self) -> String {
-        let (kind, backend, sync) = match self {
-            Store::Mmap(s) => (s.kind(), "mmap", s.sync()),
-            Store::Direct(s) => (s.kind(), "direct", s.sync()),
+        let backend = match self {
+            Store::Mmap(_) => "mmap",
+            Store::Direct(_) => "direct",
         };
+        let Extent { kind, sync, .. } = *self.extent();
         format!("{kind}, {backend}{}", if sync { ", sync" } else { "" })
     }
 
