@@ -221,34 +221,21 @@ fn discover(
     let len = frames::query_config(&mut tx, &ifi.mac, shelf, slot, tag);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        sock.send(&tx[..len]).map_err(|e| format!("send: {e}"))?;
-        let resend = Instant::now() + Duration::from_millis(250);
-        while Instant::now() < resend {
-            if !sock
-                .poll_readable(resend.saturating_duration_since(Instant::now()))
-                .map_err(|e| format!("poll: {e}"))?
+        let answer = send_and_await(sock, &mut rx, &tx[..len], Duration::from_millis(250), |r| {
+            // vblade also broadcasts an unsolicited config (tag 0) at
+            // start; any config reply from the right address will do.
+            if r.command == Command::QueryConfig
+                && r.shelf == shelf
+                && r.slot == slot
+                && !r.is_error()
             {
-                continue;
+                frames::parse_config(r).map(Ok)
+            } else {
+                None
             }
-            while let Some(n) = sock
-                .recv_nowait(&mut rx)
-                .map_err(|e| format!("recv: {e}"))?
-            {
-                let Some(r) = frames::parse_reply(&rx[..n]) else {
-                    continue;
-                };
-                // vblade also broadcasts an unsolicited config (tag 0) at
-                // start; any config reply from the right address will do.
-                if r.command == Command::QueryConfig
-                    && r.shelf == shelf
-                    && r.slot == slot
-                    && !r.is_error()
-                {
-                    if let Some(c) = frames::parse_config(&r) {
-                        return Ok(c);
-                    }
-                }
-            }
+        })?;
+        if let Some(c) = answer {
+            return Ok(c);
         }
     }
     Err(format!(
@@ -286,45 +273,67 @@ fn identify(sock: &PacketSocket, ifi: &IfaceInfo, cfg: &ConfigInfo) -> Result<Ve
         } else {
             len
         };
-        sock.send(&tx[..len]).map_err(|e| format!("send: {e}"))?;
-        let until = Instant::now() + Duration::from_millis(300);
-        while Instant::now() < until {
-            if !sock
-                .poll_readable(until.saturating_duration_since(Instant::now()))
-                .map_err(|e| format!("poll: {e}"))?
-            {
-                continue;
+        let page = send_and_await(sock, &mut rx, &tx[..len], Duration::from_millis(300), |r| {
+            if r.command != Command::Ata || r.tag != tag {
+                return None;
             }
-            while let Some(n) = sock
-                .recv_nowait(&mut rx)
-                .map_err(|e| format!("recv: {e}"))?
-            {
-                let Some(r) = frames::parse_reply(&rx[..n]) else {
-                    continue;
-                };
-                if r.command != Command::Ata || r.tag != tag {
-                    continue;
-                }
-                if r.is_error() {
-                    return Err(format!("IDENTIFY: AoE error {}", r.error));
-                }
-                let arg = AtaArg::new_checked(r.arg).map_err(|_| "IDENTIFY: short reply")?;
-                if arg.status() & 0x01 != 0 {
-                    return Err(format!(
-                        "IDENTIFY: ATA status {:#04x} err {:#04x}",
-                        arg.status(),
-                        arg.err()
-                    ));
-                }
-                let data = &r.arg[ATA_ARG_LEN..];
-                if data.len() < 512 {
-                    return Err(format!("IDENTIFY: {} data bytes, want 512", data.len()));
-                }
-                return Ok(data[..512].to_vec());
-            }
+            Some(identify_page(r))
+        })?;
+        if let Some(page) = page {
+            return Ok(page);
         }
     }
     Err("no IDENTIFY answer (use --sectors-total N to skip IDENTIFY)".into())
+}
+
+/// The 512-byte page of an IDENTIFY reply, or why there is none.
+fn identify_page(r: &frames::Reply<'_>) -> Result<Vec<u8>, String> {
+    if r.is_error() {
+        return Err(format!("IDENTIFY: AoE error {}", r.error));
+    }
+    let arg = AtaArg::new_checked(r.arg).map_err(|_| "IDENTIFY: short reply")?;
+    if arg.status() & 0x01 != 0 {
+        return Err(format!(
+            "IDENTIFY: ATA status {:#04x} err {:#04x}",
+            arg.status(),
+            arg.err()
+        ));
+    }
+    let data = &r.arg[ATA_ARG_LEN..];
+    if data.len() < 512 {
+        return Err(format!("IDENTIFY: {} data bytes, want 512", data.len()));
+    }
+    Ok(data[..512].to_vec())
+}
+
+/// Sends `frame` once and waits up to `wait` for a reply that `accept`
+/// recognises (`None`: not the one we wait for). `Ok(None)` on timeout.
+fn send_and_await<T>(
+    sock: &PacketSocket,
+    rx: &mut [u8],
+    frame: &[u8],
+    wait: Duration,
+    mut accept: impl FnMut(&frames::Reply<'_>) -> Option<Result<T, String>>,
+) -> Result<Option<T>, String> {
+    sock.send(frame).map_err(|e| format!("send: {e}"))?;
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if !sock
+            .poll_readable(until.saturating_duration_since(Instant::now()))
+            .map_err(|e| format!("poll: {e}"))?
+        {
+            continue;
+        }
+        while let Some(n) = sock.recv_nowait(rx).map_err(|e| format!("recv: {e}"))? {
+            let Some(r) = frames::parse_reply(&rx[..n]) else {
+                continue;
+            };
+            if let Some(result) = accept(&r) {
+                return result.map(Some);
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Serialize)]
