@@ -10,7 +10,7 @@ CARGO ?= cargo
 # VM (qemu, busybox, cpio, xz, kmod), tools the tests and bench use.
 APT_PACKAGES := clang llvm m4 libpcap-dev libelf-dev libbpf-dev zlib1g-dev pkg-config make \
 	iproute2 iputils-ping ethtool python3 vblade aoetools qemu-system-x86 busybox-static \
-	cpio xz-utils kmod gzip coreutils procps util-linux e2fsprogs mount
+	cpio xz-utils kmod gzip coreutils procps util-linux e2fsprogs mount openssl
 
 .PHONY: all deps build test unit lint integration interop demo bench clean-net clean
 

@@ -247,17 +247,33 @@ test_crash() {
 	crash_case mmap-file "$WORK/crash-mmap.img"
 }
 
-test_errors_leave_nothing_attached() {
-	truncate -s 1M "$WORK/e.img"
-	local out rc
+# bad_input WHY EXPECTED_TEXT ARGS...: aoe-xdp refuses with a non-zero exit and
+# one line on stderr that says why, and leaves no XDP program attached.
+bad_input() {
+	local why=$1 text=$2 out rc
+	shift 2
 	set +e
-	out=$(ip netns exec "$NS_T" "$AOE_XDP" --iface "$IF_T" --queues 2 --export 1.1="$WORK/e.img" 2>&1)
+	out=$(ip netns exec "$NS_T" "$@" 2>&1 >/dev/null)
 	rc=$?
 	set -e
-	check "more queues than the interface has: non-zero exit" test "$rc" -ne 0
-	check "... one line on stderr" test "$(wc -l <<<"$out")" -eq 1
-	check "... says why" grep -q "RX queue" <<<"$out"
-	check "... nothing attached" bash -c "! ip -n $NS_T link show dev $IF_T | grep -q prog/xdp"
+	echo "  $why: $out"
+	check "$why: non-zero exit, one line saying why, nothing attached" bash -c '
+		[ "$1" -ne 0 ] && [ "$(wc -l <<<"$2")" -eq 1 ] && grep -q -- "$3" <<<"$2" &&
+		! ip -n "$4" link show dev "$5" | grep -q prog/xdp' _ "$rc" "$out" "$text" "$NS_T" "$IF_T"
+}
+
+test_errors_leave_nothing_attached() {
+	truncate -s 1M "$WORK/e.img"
+	local out rc x=("$AOE_XDP" --iface "$IF_T")
+	bad_input "unparseable export" "not SHELF.SLOT=PATH" "${x[@]}" --export 1.1
+	bad_input "broadcast shelf" "broadcast" "${x[@]}" --export 65535.1="$WORK/e.img"
+	bad_input "broadcast slot" "broadcast" "${x[@]}" --export 1.255="$WORK/e.img"
+	bad_input "duplicate address" "given twice" "${x[@]}" --export 1.1="$WORK/e.img" --export 1.1="$WORK/e.img"
+	bad_input "missing file" "No such file" "${x[@]}" --export 1.1="$WORK/missing.img"
+	bad_input "missing interface" "no network interface" "$AOE_XDP" --iface aoex-nosuch --export 1.1="$WORK/e.img"
+	bad_input "more queues than the interface has" "RX queue" "${x[@]}" --queues 2 --export 1.1="$WORK/e.img"
+	bad_input "no privilege for BPF" "privileges" setpriv --reuid=65534 --regid=65534 --clear-groups \
+		--inh-caps=-all "${x[@]}" --export 1.1="$WORK/e.img"
 
 	start_target --export 1.1="$WORK/e.img"
 	set +e
