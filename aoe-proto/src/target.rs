@@ -227,9 +227,18 @@ pub struct Reply {
     len: usize,
     /// Offset of the ATA argument, for ATA commands (to report an I/O error).
     ata_arg: Option<usize>,
+    /// The response already carries an AoE error or an ATA error status.
+    error: bool,
 }
 
 impl Reply {
+    /// True if the response reports an error whatever the storage outcome
+    /// (an AoE error, or an ATA error decided by the protocol core). With a
+    /// failed outcome, [`Reply::finish`] makes any reply an error.
+    pub fn is_error(&self) -> bool {
+        self.error
+    }
+
     /// Length of the response if the storage work succeeds (before padding).
     pub fn len(&self) -> usize {
         self.len
@@ -432,6 +441,7 @@ impl Response<'_> {
         Action::Reply(Reply {
             len: self.arg_at() + arg_len,
             ata_arg: None,
+            error: false,
         })
     }
 
@@ -448,7 +458,11 @@ impl Response<'_> {
         let arg_len = fixed.min(self.rx_len - self.arg_at());
         let mut hdr = AoeHeader::new_checked(&mut self.buf[self.l2..]).expect("checked");
         hdr.set_flags(FLAG_RESPONSE | FLAG_ERROR, error.code());
-        self.reply(arg_len)
+        Action::Reply(Reply {
+            len: self.arg_at() + arg_len,
+            ata_arg: None,
+            error: true,
+        })
     }
 
     fn ata(&mut self, params: &TargetParams, sender: &MacAddr) -> Action {
@@ -469,6 +483,7 @@ impl Response<'_> {
         let reply = |len| Reply {
             len,
             ata_arg: Some(at),
+            error: false,
         };
         let info = &self.export.info;
         let buf_len = self.buf.len();
@@ -521,7 +536,10 @@ impl Response<'_> {
             resp.set_status(status);
             resp.set_err(err);
         }
-        Action::Reply(reply(data_at))
+        Action::Reply(Reply {
+            error: outcome.is_err(),
+            ..reply(data_at)
+        })
     }
 
     fn config(&mut self, params: &TargetParams) -> Action {

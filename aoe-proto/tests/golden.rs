@@ -76,8 +76,15 @@ fn reply(t: &Target, req: &[u8]) -> Vec<u8> {
     let (action, mut buf) = run(t, 0, req);
     match action {
         Action::Reply(r) => {
+            let error = r.is_error();
             let len = r.finish(&mut buf, Ok(()));
             buf.truncate(len);
+            let ata_err = buf[19] == 0 && buf.len() > 27 && buf[27] & 0x01 != 0;
+            assert_eq!(
+                error,
+                aoe_error(&buf).is_some() || ata_err,
+                "Reply::is_error"
+            );
             buf
         }
         other => panic!("expected a reply, got {other:?}"),

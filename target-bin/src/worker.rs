@@ -214,15 +214,10 @@ impl Worker {
                     );
                 }
             }
+            c.errors += u64::from(reply.is_error() || outcome.is_err());
             // SAFETY: the frame was held in the ring's slot until now; the
             // kernel is done with it, so the worker holds it again.
-            unsafe {
-                queue.frame(&mut desc, |buf, _| {
-                    let len = reply.finish(buf, outcome);
-                    c.errors += u64::from(is_error_reply(&buf[..len]));
-                    ((), len)
-                })
-            };
+            unsafe { queue.frame(&mut desc, |buf, _| ((), reply.finish(buf, outcome))) };
             tx_batch.push(desc);
         })
     }
@@ -271,28 +266,13 @@ impl Worker {
 
     /// Routes one received frame to every export it addresses.
     fn serve(&mut self, mut desc: FrameDesc) {
-        let target = Arc::clone(&self.target);
-        let first = {
-            // SAFETY: the worker holds `desc` (just taken from RX).
-            unsafe {
-                self.queue.frame(&mut desc, |buf, len| {
-                    (target.next_addressed(&buf[..len], 0), len)
-                })
-            }
-        };
-        let Some(mut export) = first else {
+        let Some(mut export) = self.next_export(&mut desc, 0) else {
             self.counters.ignored += 1;
             self.free.push(desc);
             return;
         };
         loop {
-            // SAFETY: as above; read-only look at the request.
-            let next = unsafe {
-                self.queue.frame(&mut desc, |buf, len| {
-                    (target.next_addressed(&buf[..len], export + 1), len)
-                })
-            };
-            match next {
+            match self.next_export(&mut desc, export + 1) {
                 None => return self.answer(desc, export),
                 Some(following) => {
                     // A broadcast: answer for this export from a copy, so
@@ -304,6 +284,18 @@ impl Worker {
                     export = following;
                 }
             }
+        }
+    }
+
+    /// The first export at index `from` or later that the request in
+    /// `desc` is addressed to.
+    fn next_export(&self, desc: &mut FrameDesc, from: usize) -> Option<usize> {
+        // SAFETY: the worker holds `desc` (taken from RX, not yet passed
+        // on); this only reads the request.
+        unsafe {
+            self.queue.frame(desc, |buf, len| {
+                (self.target.next_addressed(&buf[..len], from), len)
+            })
         }
     }
 
@@ -347,7 +339,10 @@ impl Worker {
                     (Action::Flush(_), _) => c.flushes += 1,
                     _ => {}
                 }
-                let done = |r: Reply, buf: &mut [u8], outcome| (Next::Send, r.finish(buf, outcome));
+                let mut done = |r: Reply, buf: &mut [u8], outcome: Result<(), AtaFailure>| {
+                    c.errors += u64::from(r.is_error() || outcome.is_err());
+                    (Next::Send, r.finish(buf, outcome))
+                };
                 let (next, tx_len) = match (action, store) {
                     (Action::Drop, _) => (Next::Free, len),
                     (Action::Reply(r), _) => done(r, buf, Ok(())),
@@ -393,9 +388,6 @@ impl Worker {
                     }
                     (Action::Flush(r), Store::Direct(_)) => (Next::Submit(DirectOp::Fsync, r), len),
                 };
-                if matches!(next, Next::Send) && is_error_reply(&buf[..tx_len]) {
-                    c.errors += 1;
-                }
                 (next, tx_len)
             })
         };
@@ -459,20 +451,4 @@ impl Worker {
 
 fn is_aligned(p: *const u8) -> bool {
     (p as usize).is_multiple_of(crate::store::DIRECT_ALIGN)
-}
-
-/// True if the reply carries an AoE error flag or an ATA ERR status.
-fn is_error_reply(frame: &[u8]) -> bool {
-    use aoe_proto::wire::{AoeHeader, AtaArg, Command, EthernetFrame};
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return false;
-    };
-    let Ok(h) = AoeHeader::new_checked(&frame[eth.header_len()..]) else {
-        return false;
-    };
-    if h.flags() & aoe_proto::wire::FLAG_ERROR != 0 {
-        return true;
-    }
-    h.command() == Command::Ata
-        && AtaArg::new_checked(h.payload()).is_ok_and(|a| a.status() & 0x01 != 0)
 }
