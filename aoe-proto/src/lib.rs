@@ -9,11 +9,14 @@
 
 pub mod ata;
 pub mod error;
+pub mod invariants;
 pub mod target;
 pub mod wire;
 
 pub use error::{AoeError, AtaFailure};
-pub use target::{Action, BlockIo, Control, Export, ExportInfo, Reply, Target, TargetParams};
+pub use target::{
+    Action, BlockIo, Control, Dropped, Export, ExportInfo, Reply, Route, Target, TargetParams,
+};
 pub use wire::MacAddr;
 
 /// Bytes in one ATA sector.

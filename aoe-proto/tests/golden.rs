@@ -3,11 +3,11 @@
 
 use aoe_proto::ata::Identity;
 use aoe_proto::wire::{AoeHeader, AtaArg, ConfigArg, EthernetFrame};
-use aoe_proto::{Action, AtaFailure, BlockIo, ExportInfo, Target, TargetParams};
+use aoe_proto::{Action, AtaFailure, BlockIo, Dropped, ExportInfo, MacAddr, Target, TargetParams};
 
-const TARGET_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const HOST_MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-const OTHER_MAC: [u8; 6] = [0x52, 0x54, 0, 0xAB, 0xCD, 0xEF];
+const TARGET_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const HOST_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+const OTHER_MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0xAB, 0xCD, 0xEF]);
 /// 64 MiB export.
 const SECTORS: u64 = 131072;
 /// Room for the largest response, as in a UMEM frame.
@@ -43,10 +43,10 @@ fn request(shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
     request_from(HOST_MAC, shelf, slot, cmd, tag, arg)
 }
 
-fn request_from(src: [u8; 6], shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
+fn request_from(src: MacAddr, shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&[0xFF; 6]);
-    f.extend_from_slice(&src);
+    f.extend_from_slice(&src.0);
     f.extend_from_slice(&[0x88, 0xA2, 0x10, 0x00]);
     f.extend_from_slice(&shelf.to_be_bytes());
     f.push(slot);
@@ -61,6 +61,11 @@ fn ata_arg(aflags: u8, cmd: u8, count: u8, lba: u64) -> Vec<u8> {
     a.extend_from_slice(&lba.to_le_bytes()[..6]);
     a.extend_from_slice(&[0, 0]);
     a
+}
+
+/// The exports a frame is routed to (empty when dropped).
+fn routed(t: &Target, frame: &[u8]) -> Vec<usize> {
+    t.route(frame).map(|r| r.collect()).unwrap_or_default()
 }
 
 /// Runs the request through export `index` in a BUF_LEN buffer.
@@ -131,7 +136,7 @@ const LINUX_DISCOVER_ANSWER: [u8; 60] = [
 #[test]
 fn linux_discovery_gets_exact_answer() {
     let t = target();
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER, 0), Some(0));
+    assert_eq!(routed(&t, &LINUX_DISCOVER).first().copied(), Some(0));
     assert_eq!(reply(&t, &LINUX_DISCOVER), LINUX_DISCOVER_ANSWER);
 }
 
@@ -142,10 +147,7 @@ fn broadcast_reaches_every_export_and_each_answers_with_its_own_address() {
         ExportInfo::new(1, 2, false, &identity(SECTORS)),
         ExportInfo::new(2, 1, false, &identity(SECTORS)),
     ]);
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER, 0), Some(0));
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER, 1), Some(1));
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER, 2), Some(2));
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER, 3), None);
+    assert_eq!(routed(&t, &LINUX_DISCOVER), vec![0, 1, 2]);
     for (i, (shelf, slot)) in [(1u16, 1u8), (1, 2), (2, 1)].into_iter().enumerate() {
         let (action, buf) = run(&t, i, &LINUX_DISCOVER);
         assert!(matches!(action, Action::Reply(_)));
@@ -154,12 +156,11 @@ fn broadcast_reaches_every_export_and_each_answers_with_its_own_address() {
     }
     // Shelf wildcard with a fixed slot, and an exact address.
     let req = request(0xFFFF, 2, 1, 0, &[0; 8]);
-    assert_eq!(t.next_addressed(&req, 0), Some(1));
-    assert_eq!(t.next_addressed(&req, 2), None);
+    assert_eq!(routed(&t, &req), vec![1]);
     let req = request(2, 0xFF, 1, 0, &[0; 8]);
-    assert_eq!(t.next_addressed(&req, 0), Some(2));
+    assert_eq!(routed(&t, &req).first().copied(), Some(2));
     let req = request(3, 1, 1, 0, &[0; 8]);
-    assert_eq!(t.next_addressed(&req, 0), None);
+    assert_eq!(routed(&t, &req).first().copied(), None);
 }
 
 #[test]
@@ -167,15 +168,21 @@ fn responses_and_other_ethertypes_are_ignored() {
     let t = target();
     let mut resp = LINUX_DISCOVER;
     resp[14] = 0x18;
-    assert_eq!(t.next_addressed(&resp, 0), None);
-    assert_eq!(run(&t, 0, &resp).0, Action::Drop);
+    assert_eq!(routed(&t, &resp).first().copied(), None);
+    assert_eq!(run(&t, 0, &resp).0, Action::Drop(Dropped::NotForUs));
     let mut ip = LINUX_DISCOVER;
     ip[12..14].copy_from_slice(&[0x08, 0x00]);
-    assert_eq!(t.next_addressed(&ip, 0), None);
+    assert_eq!(routed(&t, &ip).first().copied(), None);
     // Too short for an AoE header.
-    assert_eq!(t.next_addressed(&LINUX_DISCOVER[..20], 0), None);
-    assert_eq!(run(&t, 0, &LINUX_DISCOVER[..20]).0, Action::Drop);
-    assert_eq!(run(&t, 0, &LINUX_DISCOVER[..5]).0, Action::Drop);
+    assert!(routed(&t, &LINUX_DISCOVER[..20]).is_empty());
+    assert_eq!(
+        run(&t, 0, &LINUX_DISCOVER[..20]).0,
+        Action::Drop(Dropped::NotForUs)
+    );
+    assert_eq!(
+        run(&t, 0, &LINUX_DISCOVER[..5]).0,
+        Action::Drop(Dropped::NotForUs)
+    );
 }
 
 #[test]
@@ -194,7 +201,7 @@ fn vlan_tagged_request_gets_tagged_response() {
     let t = target();
     let mut req = LINUX_DISCOVER.to_vec();
     req.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
-    assert_eq!(t.next_addressed(&req, 0), Some(0));
+    assert_eq!(routed(&t, &req).first().copied(), Some(0));
     let resp = reply(&t, &req);
     assert_eq!(&resp[12..16], &[0x81, 0x00, 0x00, 0x05]);
     let eth = EthernetFrame::new_checked(&resp[..]).unwrap();
@@ -497,17 +504,58 @@ fn ata_to_a_broadcast_address_is_ignored() {
         let mut arg = ata_arg(1, 0x30, 1, 0);
         arg.extend([0u8; 512]);
         let (action, _) = run(&t, 0, &request(shelf, slot, 0, 1, &arg));
-        assert_eq!(action, Action::Drop, "{shelf:#x}.{slot:#x}");
+        assert_eq!(
+            action,
+            Action::Drop(Dropped::NotForUs),
+            "{shelf:#x}.{slot:#x}"
+        );
+        assert!(routed(&t, &request(shelf, slot, 0, 1, &arg)).is_empty());
     }
 }
 
+/// Linux retransmits a write with a new tag: the retransmit must write the
+/// same sectors from the same bytes, and its reply must carry the new tag
+/// (the initiator drops a reply to the old one).
 #[test]
-fn duplicate_write_gives_the_same_action() {
+fn a_retransmitted_write_writes_the_same_sectors_and_echoes_its_own_tag() {
     let t = target();
     let mut arg = ata_arg(1, 0x30, 1, 7);
     arg.extend([9u8; 512]);
-    let req = request(1, 1, 0, 1, &arg);
-    assert_eq!(run(&t, 0, &req).0, run(&t, 0, &req).0);
+    let expected = BlockIo {
+        lba: 7,
+        sectors: 1,
+        data: 36..548,
+    };
+    for tag in [0x0001_0001u32, 0x0002_0001] {
+        let (action, mut buf) = run(&t, 0, &request(1, 1, 0, tag, &arg));
+        let Action::Write(io, r) = action else {
+            panic!("expected a write, got {action:?}");
+        };
+        assert_eq!(io, expected);
+        assert!(buf[io.data.clone()].iter().all(|&b| b == 9));
+        let len = r.finish(&mut buf, Ok(()));
+        assert_eq!(len, 60);
+        assert_eq!(AoeHeader::new_checked(&buf[14..]).unwrap().tag(), tag);
+    }
+}
+
+/// A request from a group address (broadcast or multicast source) is
+/// forged or broken: answering it would send the data to every host.
+#[test]
+fn a_request_from_a_group_address_is_dropped() {
+    let t = target();
+    for src in [
+        MacAddr::BROADCAST,
+        MacAddr([0x01, 0x00, 0x5e, 0, 0, 1]),
+        MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+    ] {
+        let identify = request_from(src, 1, 1, 0, 1, &ata_arg(0, 0xEC, 1, 0));
+        assert_eq!(t.route(&identify).err(), Some(Dropped::GroupSource));
+        assert_eq!(run(&t, 0, &identify).0, Action::Drop(Dropped::GroupSource));
+        let mut discover = LINUX_DISCOVER;
+        discover[6..12].copy_from_slice(&src.0);
+        assert_eq!(run(&t, 0, &discover).0, Action::Drop(Dropped::GroupSource));
+    }
 }
 
 // ----------------------------------------------------------- Query Config
@@ -536,10 +584,13 @@ fn config_set_read_test_and_prefix() {
         run(&t, 0, &query_config(1, b"host=alpha")).0,
         Action::Reply(_)
     ));
-    assert_eq!(run(&t, 0, &query_config(1, b"host=alph")).0, Action::Drop);
+    assert_eq!(
+        run(&t, 0, &query_config(1, b"host=alph")).0,
+        Action::Drop(Dropped::Silent)
+    );
     assert_eq!(
         run(&t, 0, &query_config(1, b"host=alphabet")).0,
-        Action::Drop
+        Action::Drop(Dropped::Silent)
     );
     // Prefix test.
     assert!(matches!(
@@ -550,7 +601,10 @@ fn config_set_read_test_and_prefix() {
         run(&t, 0, &query_config(2, b"")).0,
         Action::Reply(_)
     ));
-    assert_eq!(run(&t, 0, &query_config(2, b"guest")).0, Action::Drop);
+    assert_eq!(
+        run(&t, 0, &query_config(2, b"guest")).0,
+        Action::Drop(Dropped::Silent)
+    );
 }
 
 #[test]
@@ -600,19 +654,19 @@ fn unknown_config_subcommand_is_error_2() {
 
 // ---------------------------------------------------------- Mac Mask List
 
-fn mask_request(src: [u8; 6], mcmd: u8, directives: &[(u8, [u8; 6])]) -> Vec<u8> {
+fn mask_request(src: MacAddr, mcmd: u8, directives: &[(u8, MacAddr)]) -> Vec<u8> {
     let mut arg = vec![0, mcmd, 0, directives.len() as u8];
     for (dcmd, mac) in directives {
         arg.extend_from_slice(&[0, *dcmd]);
-        arg.extend_from_slice(mac);
+        arg.extend_from_slice(&mac.0);
     }
     request_from(src, 1, 1, 2, 3, &arg)
 }
 
-fn mask_list(resp: &[u8]) -> Vec<[u8; 6]> {
+fn mask_list(resp: &[u8]) -> Vec<MacAddr> {
     let n = resp[27] as usize;
     (0..n)
-        .map(|i| resp[28 + 8 * i + 2..28 + 8 * i + 8].try_into().unwrap())
+        .map(|i| MacAddr::from_slice(&resp[28 + 8 * i + 2..]).unwrap())
         .collect()
 }
 
@@ -623,7 +677,11 @@ fn mask_list_edit_read_and_enforcement() {
     assert_eq!((resp[26], resp[27]), (0, 0));
     let resp = reply(
         &t,
-        &mask_request(HOST_MAC, 1, &[(1, HOST_MAC), (0, [0; 6]), (1, HOST_MAC)]),
+        &mask_request(
+            HOST_MAC,
+            1,
+            &[(1, HOST_MAC), (0, MacAddr::default()), (1, HOST_MAC)],
+        ),
     );
     assert_eq!(resp[26], 0);
     assert_eq!(mask_list(&resp), vec![HOST_MAC]);
@@ -633,7 +691,10 @@ fn mask_list_edit_read_and_enforcement() {
         run(&t, 0, &identify(HOST_MAC)).0,
         Action::Reply(_)
     ));
-    assert_eq!(run(&t, 0, &identify(OTHER_MAC)).0, Action::Drop);
+    assert_eq!(
+        run(&t, 0, &identify(OTHER_MAC)).0,
+        Action::Drop(Dropped::Masked)
+    );
     // Deleting the last entry opens the export to everyone again.
     let resp = reply(&t, &mask_request(HOST_MAC, 1, &[(2, HOST_MAC)]));
     assert!(mask_list(&resp).is_empty());
@@ -660,7 +721,9 @@ fn mask_bad_directive_reports_its_index() {
 #[test]
 fn mask_list_full_is_merror_3() {
     let t = target();
-    let macs: Vec<(u8, [u8; 6])> = (0..40u8).map(|i| (1, [2, 0, 0, 0, 0, i])).collect();
+    let macs: Vec<(u8, MacAddr)> = (0..40u8)
+        .map(|i| (1, MacAddr([2, 0, 0, 0, 0, i])))
+        .collect();
     let mut all = macs.clone();
     all.insert(0, (1, HOST_MAC)); // keep ourselves allowed
     let resp = reply(&t, &mask_request(HOST_MAC, 1, &all));
@@ -686,17 +749,17 @@ fn mask_errors_in_the_request_are_error_2() {
 
 // -------------------------------------------------------- Reserve/Release
 
-fn reserve_request(src: [u8; 6], rcmd: u8, macs: &[[u8; 6]]) -> Vec<u8> {
+fn reserve_request(src: MacAddr, rcmd: u8, macs: &[MacAddr]) -> Vec<u8> {
     let mut arg = vec![rcmd, macs.len() as u8];
     for m in macs {
-        arg.extend_from_slice(m);
+        arg.extend_from_slice(&m.0);
     }
     request_from(src, 1, 1, 3, 4, &arg)
 }
 
-fn reserve_list(resp: &[u8]) -> Vec<[u8; 6]> {
+fn reserve_list(resp: &[u8]) -> Vec<MacAddr> {
     (0..resp[25] as usize)
-        .map(|i| resp[26 + 6 * i..32 + 6 * i].try_into().unwrap())
+        .map(|i| MacAddr::from_slice(&resp[26 + 6 * i..]).unwrap())
         .collect()
 }
 
@@ -745,7 +808,7 @@ fn reserve_argument_errors_are_error_2() {
     let mut req = reserve_request(HOST_MAC, 1, &[HOST_MAC]);
     req[25] = 2; // claims two MACs, carries one
     assert_eq!(aoe_error(&reply(&t, &req)), Some(2));
-    let many: Vec<[u8; 6]> = (0..33u8).map(|i| [2, 0, 0, 0, 0, i]).collect();
+    let many: Vec<MacAddr> = (0..33u8).map(|i| MacAddr([2, 0, 0, 0, 0, i])).collect();
     assert_eq!(
         aoe_error(&reply(&t, &reserve_request(HOST_MAC, 2, &many))),
         Some(2)

@@ -1,21 +1,25 @@
-use super::{be16, Truncated};
+use super::{be16, MacAddr, Truncated};
 
 /// The AoE EtherType.
 pub const ETHERTYPE_AOE: u16 = 0x88A2;
 /// An 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
 
-/// A 48-bit Ethernet address.
-pub type MacAddr = [u8; 6];
+/// An untagged Ethernet II header.
+pub const ETH_HEADER_LEN: usize = 14;
+/// One 802.1Q tag.
+pub const VLAN_TAG_LEN: usize = 4;
+/// A header with one 802.1Q tag.
+pub const ETH_TAGGED_HEADER_LEN: usize = ETH_HEADER_LEN + VLAN_TAG_LEN;
 
 mod field {
     use core::ops::Range;
     pub const DST: Range<usize> = 0..6;
     pub const SRC: Range<usize> = 6..12;
     pub const ETHERTYPE: usize = 12;
-    pub const INNER_ETHERTYPE: usize = 16;
-    pub const HEADER_LEN: usize = 14;
-    pub const TAGGED_HEADER_LEN: usize = 18;
+    pub const INNER_ETHERTYPE: usize = ETHERTYPE + super::VLAN_TAG_LEN;
+    pub const HEADER_LEN: usize = super::ETH_HEADER_LEN;
+    pub const TAGGED_HEADER_LEN: usize = super::ETH_TAGGED_HEADER_LEN;
 }
 
 /// An Ethernet II frame, with at most one 802.1Q tag.
@@ -51,6 +55,12 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         mac(&self.buf.as_ref()[field::SRC])
     }
 
+    /// The VLAN id of a tagged frame.
+    pub fn vlan_id(&self) -> Option<u16> {
+        (self.header_len == field::TAGGED_HEADER_LEN)
+            .then(|| be16(self.buf.as_ref(), field::ETHERTYPE + 2) & 0x0FFF)
+    }
+
     /// The EtherType after any VLAN tag.
     pub fn ethertype(&self) -> u16 {
         let at = if self.header_len == field::TAGGED_HEADER_LEN {
@@ -69,11 +79,11 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     pub fn set_dst(&mut self, mac: &MacAddr) {
-        self.buf.as_mut()[field::DST].copy_from_slice(mac);
+        self.buf.as_mut()[field::DST].copy_from_slice(&mac.0);
     }
 
     pub fn set_src(&mut self, mac: &MacAddr) {
-        self.buf.as_mut()[field::SRC].copy_from_slice(mac);
+        self.buf.as_mut()[field::SRC].copy_from_slice(&mac.0);
     }
 
     /// Writes an untagged AoE header (for frames the target originates).
@@ -85,7 +95,5 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
 }
 
 fn mac(b: &[u8]) -> MacAddr {
-    let mut m = [0; 6];
-    m.copy_from_slice(b);
-    m
+    MacAddr::from_slice(b).expect("a six-byte field")
 }

@@ -70,9 +70,7 @@ impl<T: AsRef<[u8]>> MaskArg<T> {
     pub fn directive(&self, i: usize) -> Option<(u8, MacAddr)> {
         let at = MASK_ARG_LEN + i * MASK_DIRECTIVE_LEN;
         let d = self.buf.as_ref().get(at..at + MASK_DIRECTIVE_LEN)?;
-        let mut mac = [0; 6];
-        mac.copy_from_slice(&d[field::MAC]);
-        Some((d[field::DCMD], mac))
+        Some((d[field::DCMD], MacAddr::from_slice(&d[field::MAC])?))
     }
 }
 
@@ -97,7 +95,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MaskArg<T> {
         {
             d[0] = 0;
             d[field::DCMD] = DCMD_NONE;
-            d[field::MAC].copy_from_slice(mac);
+            d[field::MAC].copy_from_slice(&mac.0);
         }
         Some(len)
     }

@@ -8,18 +8,31 @@ mod aoe;
 pub mod ata;
 mod config;
 mod ethernet;
+mod mac;
 pub mod mask;
 pub mod reserve;
 
 pub use aoe::{AoeHeader, Command, AOE_HEADER_LEN, AOE_VERSION, FLAG_ERROR, FLAG_RESPONSE};
 pub use ata::{AtaArg, ATA_ARG_LEN};
 pub use config::{ConfigArg, ConfigCommand, CONFIG_ARG_LEN};
-pub use ethernet::{EthernetFrame, MacAddr, ETHERTYPE_AOE, ETHERTYPE_VLAN};
+pub use ethernet::{
+    EthernetFrame, ETHERTYPE_AOE, ETHERTYPE_VLAN, ETH_HEADER_LEN, ETH_TAGGED_HEADER_LEN,
+    VLAN_TAG_LEN,
+};
+pub use mac::{BadMacAddr, MacAddr};
 pub use mask::{MaskArg, MaskCommand, MASK_ARG_LEN, MASK_DIRECTIVE_LEN};
 pub use reserve::{ReserveArg, RESERVE_ARG_LEN};
 
-/// Offset of the ATA data in an untagged frame (14 Ethernet + 10 AoE + 12 ATA).
-pub const ATA_DATA_OFFSET: usize = 36;
+// The header stack, defined once. Everything that builds, parses or sizes a
+// frame (the target, the load generator, the UMEM layout) uses these.
+
+/// Offset of the command argument in an untagged frame (14 + 10 = 24).
+pub const ARG_OFFSET: usize = ETH_HEADER_LEN + AOE_HEADER_LEN;
+/// Offset of the ATA data in an untagged frame (14 + 10 + 12 = 36).
+pub const ATA_DATA_OFFSET: usize = ARG_OFFSET + ATA_ARG_LEN;
+/// The most header bytes in front of ATA data: an 802.1Q-tagged frame
+/// (18 + 10 + 12 = 40).
+pub const MAX_ATA_HEADERS_LEN: usize = ETH_TAGGED_HEADER_LEN + AOE_HEADER_LEN + ATA_ARG_LEN;
 
 /// A buffer was too short for the header a view expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,8 @@ use super::{MacAddr, Truncated};
 
 /// Bytes in the Reserve/Release argument before the MAC list.
 pub const RESERVE_ARG_LEN: usize = 2;
+/// Bytes of one MAC in the list.
+const MAC_LEN: usize = 6;
 
 mod field {
     pub const RCMD: usize = 0;
@@ -39,11 +41,8 @@ impl<T: AsRef<[u8]>> ReserveArg<T> {
 
     /// MAC `i` of the list, if the buffer holds it.
     pub fn mac(&self, i: usize) -> Option<MacAddr> {
-        let at = RESERVE_ARG_LEN + i * 6;
-        let b = self.buf.as_ref().get(at..at + 6)?;
-        let mut mac = [0; 6];
-        mac.copy_from_slice(b);
-        Some(mac)
+        let at = RESERVE_ARG_LEN + i * MAC_LEN;
+        MacAddr::from_slice(self.buf.as_ref().get(at..at + MAC_LEN)?)
     }
 }
 
@@ -51,11 +50,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ReserveArg<T> {
     /// Writes the list and its count; returns the argument length, or
     /// `None` if the buffer is too short.
     pub fn write_list(&mut self, macs: &[MacAddr]) -> Option<usize> {
-        let len = RESERVE_ARG_LEN + macs.len() * 6;
+        let len = RESERVE_ARG_LEN + macs.len() * MAC_LEN;
         let b = self.buf.as_mut().get_mut(..len)?;
         b[field::NMACS] = macs.len() as u8;
-        for (d, mac) in b[RESERVE_ARG_LEN..].chunks_exact_mut(6).zip(macs) {
-            d.copy_from_slice(mac);
+        for (d, mac) in b[RESERVE_ARG_LEN..].chunks_exact_mut(MAC_LEN).zip(macs) {
+            d.copy_from_slice(&mac.0);
         }
         Some(len)
     }
