@@ -25,7 +25,8 @@ impl Interface {
                 .map(|s| s.trim().to_string())
                 .with_context(|| format!("reading {}/{f}", dir.display()))
         };
-        let mac = parse_mac(&read("address")?)
+        let mac: MacAddr = read("address")?
+            .parse()
             .with_context(|| format!("interface {name} has no Ethernet address"))?;
         let mtu = read("mtu")?.parse().context("parsing the MTU")?;
         let rx_queues = fs::read_dir(dir.join("queues"))
@@ -39,27 +40,5 @@ impl Interface {
             mtu,
             rx_queues,
         })
-    }
-}
-
-fn parse_mac(s: &str) -> Option<MacAddr> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn parses_sysfs_addresses() {
-        assert_eq!(
-            super::parse_mac("02:00:0a:ff:00:01"),
-            Some([2, 0, 0x0a, 0xff, 0, 1])
-        );
-        assert_eq!(super::parse_mac("02:00"), None);
-        assert_eq!(super::parse_mac("02:00:0a:ff:00:01:07"), None);
     }
 }

@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -27,12 +28,10 @@ use crate::stats::{Counters, SharedCounters};
 use crate::steer::Steering;
 use crate::store::Store;
 use crate::worker::Worker;
-use crate::xsk::{CopyMode, Queue, FRAME_SIZE, PACKET_OFFSET, RX_RING};
+use crate::xsk::{CopyMode, Queue, FRAME_CAPACITY, RX_RING};
 
 /// Firmware version advertised in Query Config.
 const FIRMWARE_VERSION: u16 = 0x0001;
-/// Room for the Ethernet, VLAN, AoE and ATA headers in front of the data.
-const HEADERS: usize = 18 + 10 + 12;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -73,14 +72,68 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    check_exports_unique(&cli)?;
+    check_privileges()?;
+    let iface = Interface::lookup(&cli.iface)?;
+    check_queues(&cli, &iface)?;
+    let (stores, infos) = open_exports(&cli)?;
+    let max_sectors = sectors_per_request(&iface)?;
+    let buffers = cli.buffers.min(RX_RING as u16);
+    let target = Arc::new(Target::new(
+        TargetParams {
+            mac: iface.mac,
+            buffer_count: buffers,
+            firmware_version: FIRMWARE_VERSION,
+            max_sectors,
+        },
+        infos,
+    ));
+    let stores = Arc::new(stores);
+
+    let mut steering = Steering::attach(&iface.name, cli.xdp_mode)?;
+    log::info!(
+        "XDP program attached to {} in {} mode",
+        iface.name,
+        steering.mode
+    );
+    let queues = bind_queues(&iface, cli.queues, &mut steering)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+    let workers = spawn_workers(queues, &target, &stores, &stop)?;
+    log::info!(
+        "serving {} export(s) on {} (MAC {}, MTU {}): queues 0-{}, {} sector(s) per request, buffer count {}",
+        target.exports().len(),
+        iface.name,
+        iface.mac,
+        iface.mtu,
+        cli.queues - 1,
+        max_sectors,
+        buffers
+    );
+
+    supervise(&workers, &stop, Duration::from_secs(cli.stats_interval));
+    log::info!("stopping");
+    shut_down(workers, &stores);
+    drop(steering);
+    log::info!("XDP program detached from {}", iface.name);
+    Ok(())
+}
+
+fn check_exports_unique(cli: &Cli) -> Result<()> {
     let mut seen = HashSet::new();
     for e in &cli.exports {
         if !seen.insert((e.shelf, e.slot)) {
             bail!("export {} is given twice", e.name());
         }
     }
-    check_privileges()?;
-    let iface = Interface::lookup(&cli.iface)?;
+    Ok(())
+}
+
+fn check_queues(cli: &Cli, iface: &Interface) -> Result<()> {
     if cli.queues > iface.rx_queues {
         bail!(
             "--queues {} but {} has {} RX queue(s)",
@@ -92,7 +145,11 @@ fn run(cli: Cli) -> Result<()> {
     if cli.queues > steer::MAX_QUEUES {
         bail!("--queues {} is more than {}", cli.queues, steer::MAX_QUEUES);
     }
+    Ok(())
+}
 
+/// Opens every export's store and describes it to the protocol core.
+fn open_exports(cli: &Cli) -> Result<(Vec<Store>, Vec<ExportInfo>)> {
     let host = hostname();
     let mut stores = Vec::new();
     let mut infos = Vec::new();
@@ -122,44 +179,32 @@ fn run(cli: Cli) -> Result<()> {
         );
         stores.push(store);
     }
+    Ok((stores, infos))
+}
 
-    // The most sectors one frame can carry: by the MTU, and by what fits in
-    // a UMEM frame after the headroom and headers.
-    let by_frame = (FRAME_SIZE as usize - PACKET_OFFSET - HEADERS) / aoe_proto::SECTOR_SIZE;
-    let max_sectors = aoe_proto::sectors_for_mtu(iface.mtu).min(by_frame as u8);
-    if max_sectors == 0 {
+/// The most sectors one request may carry: by the MTU, and by what fits in
+/// a UMEM frame behind the longest header stack.
+fn sectors_per_request(iface: &Interface) -> Result<u8> {
+    let by_frame = (FRAME_CAPACITY - aoe_proto::wire::MAX_ATA_HEADERS_LEN) / aoe_proto::SECTOR_SIZE;
+    let sectors = aoe_proto::sectors_for_mtu(iface.mtu).min(by_frame as u8);
+    if sectors == 0 {
         bail!(
             "the MTU of {} ({}) is too small for AoE",
             iface.name,
             iface.mtu
         );
     }
-    let buffers = cli.buffers.min(RX_RING as u16);
-    let target = Arc::new(Target::new(
-        TargetParams {
-            mac: iface.mac,
-            buffer_count: buffers,
-            firmware_version: FIRMWARE_VERSION,
-            max_sectors,
-        },
-        infos,
-    ));
-    let stores = Arc::new(stores);
+    Ok(sectors)
+}
 
-    let mut steering = Steering::attach(&iface.name, cli.xdp_mode)?;
-    log::info!(
-        "XDP program attached to {} in {} mode",
-        iface.name,
-        steering.mode
-    );
-
+fn bind_queues(iface: &Interface, count: u32, steering: &mut Steering) -> Result<Vec<Queue>> {
     let mut queues = Vec::new();
-    for q in 0..cli.queues {
+    for q in 0..count {
         let queue = Queue::bind(&iface.name, q)?;
         steering.register(q, &queue)?;
         queues.push(queue);
     }
-    let mode = queues[0].mode;
+    let mode = queues[0].mode();
     log::info!(
         "{} AF_XDP socket(s) bound in {} mode{}",
         queues.len(),
@@ -173,13 +218,22 @@ fn run(cli: Cli) -> Result<()> {
             ""
         }
     );
+    Ok(queues)
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .context("installing signal handlers")?;
-    }
+struct Running {
+    handles: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<SharedCounters>>,
+}
 
+/// One worker thread per queue, each pinned to its own core of the allowed
+/// set (so `taskset` is respected); queue 0 announces the exports.
+fn spawn_workers(
+    queues: Vec<Queue>,
+    target: &Arc<Target>,
+    stores: &Arc<Vec<Store>>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Running> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     if !cores.is_empty() && cores.len() < queues.len() {
         log::warn!(
@@ -188,17 +242,19 @@ fn run(cli: Cli) -> Result<()> {
             cores.len()
         );
     }
-    let mut counters = Vec::new();
-    let mut handles = Vec::new();
+    let mut running = Running {
+        handles: Vec::new(),
+        counters: Vec::new(),
+    };
     for (i, queue) in queues.into_iter().enumerate() {
         let shared = Arc::new(SharedCounters::default());
-        counters.push(Arc::clone(&shared));
+        running.counters.push(Arc::clone(&shared));
         let mut worker = Worker::new(
             queue,
-            Arc::clone(&target),
-            Arc::clone(&stores),
+            Arc::clone(target),
+            Arc::clone(stores),
             shared,
-            Arc::clone(&stop),
+            Arc::clone(stop),
         )
         .context("creating the worker's io_uring")?;
         let core = cores.get(i % cores.len().max(1)).copied();
@@ -216,74 +272,63 @@ fn run(cli: Cli) -> Result<()> {
                 worker.run();
             })
             .context("starting a worker thread")?;
-        handles.push(handle);
+        running.handles.push(handle);
     }
-    log::info!(
-        "serving {} export(s) on {} (MAC {}, MTU {}): queues 0-{}, {} sector(s) per request, buffer count {}",
-        target.exports().len(),
-        iface.name,
-        format_mac(&iface.mac),
-        iface.mtu,
-        cli.queues - 1,
-        max_sectors,
-        buffers
-    );
+    Ok(running)
+}
 
-    let interval = Duration::from_secs(cli.stats_interval);
+/// Waits for a stop signal, logging counters every `interval`. A worker
+/// that returns before it is asked to is a fault: serving with fewer
+/// queues would hide it, so everything stops.
+fn supervise(running: &Running, stop: &AtomicBool, interval: Duration) {
     let mut last_log = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        // Workers only return once asked to stop; one that returns before
-        // is a fault, and serving with fewer queues would hide it.
-        if !stop.load(Ordering::Relaxed) && handles.iter().any(|h| h.is_finished()) {
+        if !stop.load(Ordering::Relaxed) && running.handles.iter().any(|h| h.is_finished()) {
             stop.store(true, Ordering::Relaxed);
             log::error!("a worker thread stopped unexpectedly");
         }
         if !interval.is_zero() && last_log.elapsed() >= interval {
             last_log = Instant::now();
-            for (q, c) in counters.iter().enumerate() {
-                log::info!("stats queue={q} {}", c.snapshot());
-            }
+            log_counters(running);
         }
     }
-    log::info!("stopping");
-    for h in handles {
-        let _ = h.join();
-    }
-    for (q, c) in counters.iter().enumerate() {
+}
+
+fn log_counters(running: &Running) {
+    for (q, c) in running.counters.iter().enumerate() {
         log::info!("stats queue={q} {}", c.snapshot());
     }
-    let total = counters
+}
+
+/// Joins the workers (each answers what storage still owes), logs the
+/// final counters, and makes every completed write durable.
+fn shut_down(mut running: Running, stores: &[Store]) {
+    for h in running.handles.drain(..) {
+        let _ = h.join();
+    }
+    log_counters(&running);
+    let total = running
+        .counters
         .iter()
         .fold(Counters::default(), |acc, c| acc.add(c.snapshot()));
     log::info!("stats total {total}");
-    for store in stores.iter() {
+    for store in stores {
         if let Err(e) = store.flush() {
             log::error!("final flush failed: {e}");
         }
     }
-    drop(steering);
-    log::info!("XDP program detached from {}", iface.name);
-    Ok(())
 }
 
 /// Fails early, with a sentence, when the process cannot load BPF or open
 /// AF_XDP sockets (root has every capability; others need these three).
 fn check_privileges() -> Result<()> {
-    const CAP_NET_ADMIN: u32 = 12;
-    const CAP_NET_RAW: u32 = 13;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_BPF: u32 = 39;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let Some(eff) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    else {
-        return Ok(()); // Cannot tell: let the kernel decide.
-    };
-    let has = |cap: u32| eff & (1 << cap) != 0;
-    if has(CAP_NET_ADMIN) && has(CAP_NET_RAW) && (has(CAP_BPF) || has(CAP_SYS_ADMIN)) {
+    use caps::{CapSet, Capability};
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(true);
+    if has(Capability::CAP_NET_ADMIN)
+        && has(Capability::CAP_NET_RAW)
+        && (has(Capability::CAP_BPF) || has(Capability::CAP_SYS_ADMIN))
+    {
         Ok(())
     } else {
         bail!("insufficient privileges: run as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW)")
@@ -296,9 +341,10 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "aoe-xdp".into())
 }
 
-fn format_mac(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+/// The errno under an error chain, if any.
+fn os_error(e: &anyhow::Error) -> Option<i32> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+    })
 }

@@ -11,6 +11,9 @@ pub struct Counters {
     pub tx_frames: u64,
     /// Frames that were not AoE requests for us, or that had no answer.
     pub ignored: u64,
+    /// Requests dropped because their source was a group (multicast or
+    /// broadcast) address.
+    pub bad_source: u64,
     pub reads: u64,
     pub writes: u64,
     pub read_bytes: u64,
@@ -24,7 +27,7 @@ pub struct Counters {
     pub io_errors: u64,
 }
 
-const FIELDS: usize = 11;
+const FIELDS: usize = 12;
 
 impl Counters {
     fn to_array(self) -> [u64; FIELDS] {
@@ -32,6 +35,7 @@ impl Counters {
             self.rx_frames,
             self.tx_frames,
             self.ignored,
+            self.bad_source,
             self.reads,
             self.writes,
             self.read_bytes,
@@ -48,14 +52,15 @@ impl Counters {
             rx_frames: a[0],
             tx_frames: a[1],
             ignored: a[2],
-            reads: a[3],
-            writes: a[4],
-            read_bytes: a[5],
-            write_bytes: a[6],
-            flushes: a[7],
-            errors: a[8],
-            no_frame: a[9],
-            io_errors: a[10],
+            bad_source: a[3],
+            reads: a[4],
+            writes: a[5],
+            read_bytes: a[6],
+            write_bytes: a[7],
+            flushes: a[8],
+            errors: a[9],
+            no_frame: a[10],
+            io_errors: a[11],
         }
     }
 
@@ -69,10 +74,11 @@ impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rx={} tx={} ignored={} reads={} writes={} read_bytes={} write_bytes={} flushes={} errors={} no_frame={} io_errors={}",
+            "rx={} tx={} ignored={} bad_source={} reads={} writes={} read_bytes={} write_bytes={} flushes={} errors={} no_frame={} io_errors={}",
             self.rx_frames,
             self.tx_frames,
             self.ignored,
+            self.bad_source,
             self.reads,
             self.writes,
             self.read_bytes,

@@ -67,14 +67,10 @@ impl Steering {
     }
 }
 
-/// Turns EPERM into a sentence an administrator can act on.
+/// Turns EPERM (found in the error's chain of sources) into a sentence an
+/// administrator can act on.
 fn explain_bpf_error(e: anyhow::Error) -> anyhow::Error {
-    let eperm = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.raw_os_error())
-            == Some(libc::EPERM)
-    }) || format!("{e:#}").contains("Operation not permitted");
-    if eperm {
+    if crate::os_error(&e) == Some(libc::EPERM) {
         anyhow!("permission denied loading the XDP program: run as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW)")
     } else {
         e

@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io;
 
-use aoe_proto::AtaFailure;
 use memmap2::{MmapOptions, MmapRaw};
 
 use super::Extent;
@@ -31,38 +30,32 @@ impl MmapStore {
         Ok(Self { map, extent })
     }
 
-    /// The mapped range for `len` bytes at `offset`, checked again here so
-    /// that no request can touch memory outside the export.
-    fn range(&self, offset: u64, len: usize) -> Option<*mut u8> {
-        if !self.extent.contains(offset, len) {
-            return None;
-        }
+    /// The mapped range for `len` bytes at `offset`; the caller has checked
+    /// it against the extent (`Extent::contains`).
+    fn at(&self, offset: u64, len: usize) -> *mut u8 {
+        assert!(self.extent.contains(offset, len), "checked by the caller");
         // SAFETY: offset + len <= extent.len, the mapping's length, so the
         // pointer stays inside the mapping.
-        Some(unsafe { self.map.as_mut_ptr().add(offset as usize) })
+        unsafe { self.map.as_mut_ptr().add(offset as usize) }
     }
 
-    pub fn read(&self, offset: u64, dst: &mut [u8]) -> Result<(), AtaFailure> {
-        let src = self.range(offset, dst.len()).ok_or(AtaFailure::ReadError)?;
+    pub fn read(&self, offset: u64, dst: &mut [u8]) {
+        let src = self.at(offset, dst.len());
         // SAFETY: `src..src+len` lies inside the live mapping (checked by
-        // `range`), and `dst` is a frame buffer that cannot overlap it.
+        // `at`), and `dst` is a frame buffer that cannot overlap it.
         unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
-        Ok(())
     }
 
-    pub fn write(&self, offset: u64, src: &[u8]) -> Result<(), AtaFailure> {
-        let dst = self
-            .range(offset, src.len())
-            .ok_or(AtaFailure::WriteError)?;
+    /// Copies into the mapping; with `sync`, writes the touched pages back
+    /// before returning.
+    pub fn write(&self, offset: u64, src: &[u8]) -> io::Result<()> {
+        let dst = self.at(offset, src.len());
         // SAFETY: as in `read`; the mapping is writable because read-only
         // exports never get here (the protocol core refuses their writes).
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
         if self.extent.sync {
-            // Durable before acknowledged: write back the touched pages
-            // (flush_range rounds out to page boundaries itself).
-            self.map
-                .flush_range(offset as usize, src.len())
-                .map_err(|_| AtaFailure::WriteError)?;
+            // flush_range rounds out to page boundaries itself.
+            self.map.flush_range(offset as usize, src.len())?;
         }
         Ok(())
     }

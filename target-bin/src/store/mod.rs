@@ -3,19 +3,27 @@
 //!   map and the frame, FLUSH is msync. Default for regular files.
 //! - `direct`: O_DIRECT I/O through the worker's io_uring, straight into and
 //!   out of the UMEM frame; FLUSH is fsync. Default for block devices.
+//!
+//! `context.rs` is where a worker's request meets its store: one
+//! `StoreContext` per worker decides the path, owns the ring and the bounce
+//! buffer, and maps and counts every failure.
 
+mod aligned;
+mod context;
 mod direct;
 mod mmap;
+mod ring;
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use aoe_proto::SECTOR_SIZE;
 
-pub use direct::{AlignedBuf, DirectRing, DirectStore, DIRECT_ALIGN};
+pub use context::{Op, StableBuf, Started, StoreContext};
+pub use direct::DirectStore;
 pub use mmap::MmapStore;
 
 /// Which backend serves an export.
@@ -66,8 +74,9 @@ pub enum Store {
 
 impl Store {
     pub fn open(path: &Path, opts: OpenOptionsSpec) -> Result<Self> {
-        let probe = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let (size, kind) = size_of(&probe).with_context(|| format!("{}", path.display()))?;
+        let mut probe =
+            File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let (size, kind) = size_of(&mut probe).with_context(|| format!("{}", path.display()))?;
         drop(probe);
         let len = size - size % SECTOR_SIZE as u64;
         if len == 0 {
@@ -102,6 +111,13 @@ impl Store {
                 DirectStore::new(file, extent).with_context(|| format!("{}", path.display()))?,
             ),
         })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Mmap(_) => Backend::Mmap,
+            Store::Direct(_) => Backend::Direct,
+        }
     }
 
     pub fn extent(&self) -> &Extent {
@@ -149,30 +165,20 @@ impl Kind {
     }
 }
 
-/// Size in bytes of a regular file or a block device.
-fn size_of(file: &File) -> Result<(u64, Kind)> {
-    let meta = file.metadata()?;
-    let ft = meta.file_type();
-    if ft.is_file() {
-        Ok((meta.len(), Kind::File))
+/// Size in bytes of a regular file or a block device (a block device's
+/// size is where a seek to its end lands).
+fn size_of(file: &mut File) -> Result<(u64, Kind)> {
+    let ft = file.metadata()?.file_type();
+    let kind = if ft.is_file() {
+        Kind::File
     } else if ft.is_block_device() {
-        let mut size: u64 = 0;
-        // BLKGETSIZE64 = _IOR(0x12, 114, size_t)
-        const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-        // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which
-        // points at a live local.
-        let rc = unsafe {
-            libc::ioctl(
-                std::os::fd::AsRawFd::as_raw_fd(file),
-                BLKGETSIZE64,
-                &mut size,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error()).context("BLKGETSIZE64");
-        }
-        Ok((size, Kind::BlockDevice))
+        Kind::BlockDevice
     } else {
         bail!("not a regular file or a block device")
-    }
+    };
+    let size = file.seek(SeekFrom::End(0)).context("finding the size")?;
+    Ok((size, kind))
 }
+
+#[cfg(test)]
+mod tests;
