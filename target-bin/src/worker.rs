@@ -95,7 +95,7 @@ impl Worker {
             self.queue.refill();
             let received = self.receive(&target);
             self.storage.submit();
-            let completed = self.reap_storage();
+            let completed = self.reap_storage(false);
             if received + completed == 0 {
                 let since = *idle_since.get_or_insert_with(Instant::now);
                 if since.elapsed() >= SPIN && self.queue.in_flight_tx() == 0 {
@@ -112,16 +112,7 @@ impl Worker {
             self.publish();
         }
         // Answer what storage still owes before stopping.
-        let Self {
-            storage,
-            queue,
-            counters,
-            tx_batch,
-            ..
-        } = &mut self;
-        storage.drain(|lent, reply, result| {
-            finish(queue, counters, tx_batch, queue.unlend(lent), reply, result)
-        });
+        self.reap_storage(true);
         self.post_tx();
         self.publish();
     }
@@ -201,36 +192,25 @@ impl Worker {
             let len = buf.len();
             target.handle(export, buf.bytes(), len)
         };
-        let c = &mut self.counters;
+        self.counters.count(&action);
         let (op, data, reply) = match action {
             Action::Drop(why) => return self.drop_frame(frame, why),
             Action::Reply(reply) => return self.finish(frame, reply, Ok(())),
-            Action::Read(io, reply) => {
-                c.reads += 1;
-                c.read_bytes += io.len() as u64;
-                (
-                    Op::Read {
-                        offset: io.offset(),
-                    },
-                    io.data,
-                    reply,
-                )
-            }
-            Action::Write(io, reply) => {
-                c.writes += 1;
-                c.write_bytes += io.len() as u64;
-                (
-                    Op::Write {
-                        offset: io.offset(),
-                    },
-                    io.data,
-                    reply,
-                )
-            }
-            Action::Flush(reply) => {
-                c.flushes += 1;
-                (Op::Flush, 0..0, reply)
-            }
+            Action::Read(io, reply) => (
+                Op::Read {
+                    offset: io.offset(),
+                },
+                io.data,
+                reply,
+            ),
+            Action::Write(io, reply) => (
+                Op::Write {
+                    offset: io.offset(),
+                },
+                io.data,
+                reply,
+            ),
+            Action::Flush(reply) => (Op::Flush, 0..0, reply),
         };
         let lent = self.queue.lend(frame, data);
         match self.storage.start(&self.stores[export], op, lent, reply) {
@@ -253,8 +233,9 @@ impl Worker {
         );
     }
 
-    /// Turns finished storage I/O into replies.
-    fn reap_storage(&mut self) -> usize {
+    /// Turns finished storage I/O into replies; with `drain`, waits for
+    /// all of it (at shutdown).
+    fn reap_storage(&mut self, drain: bool) -> usize {
         let Self {
             storage,
             queue,
@@ -262,9 +243,14 @@ impl Worker {
             tx_batch,
             ..
         } = self;
-        storage.reap(|lent, reply, result| {
+        let done = |lent, reply, result| {
             finish(queue, counters, tx_batch, queue.unlend(lent), reply, result)
-        })
+        };
+        if drain {
+            storage.drain(done)
+        } else {
+            storage.reap(done)
+        }
     }
 
     /// Posts every queued reply and kicks the kernel once.

@@ -1,4 +1,4 @@
-use super::{be16, put_be16, Truncated};
+use super::{be16, put_be16};
 
 /// Bytes in the common AoE header.
 pub const AOE_HEADER_LEN: usize = 10;
@@ -18,54 +18,22 @@ mod field {
     pub const TAG: core::ops::Range<usize> = 6..10;
 }
 
-/// AoE commands (byte 5 of the header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
-    Ata,
-    QueryConfig,
-    MacMaskList,
-    ReserveRelease,
-    Other(u8),
+byte_code! {
+    /// AoE commands (byte 5 of the header).
+    Command {
+        Ata = 0,
+        QueryConfig = 1,
+        MacMaskList = 2,
+        ReserveRelease = 3,
+    } else Other
 }
 
-impl From<u8> for Command {
-    fn from(b: u8) -> Self {
-        match b {
-            0 => Command::Ata,
-            1 => Command::QueryConfig,
-            2 => Command::MacMaskList,
-            3 => Command::ReserveRelease,
-            other => Command::Other(other),
-        }
-    }
-}
-
-impl From<Command> for u8 {
-    fn from(c: Command) -> u8 {
-        match c {
-            Command::Ata => 0,
-            Command::QueryConfig => 1,
-            Command::MacMaskList => 2,
-            Command::ReserveRelease => 3,
-            Command::Other(b) => b,
-        }
-    }
-}
-
-/// The common AoE header; the buffer starts right after the EtherType.
-#[derive(Debug)]
-pub struct AoeHeader<T: AsRef<[u8]>> {
-    buf: T,
+view! {
+    /// The common AoE header; the buffer starts right after the EtherType.
+    AoeHeader, AOE_HEADER_LEN
 }
 
 impl<T: AsRef<[u8]>> AoeHeader<T> {
-    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
-        if buf.as_ref().len() < AOE_HEADER_LEN {
-            return Err(Truncated);
-        }
-        Ok(Self { buf })
-    }
-
     pub fn version(&self) -> u8 {
         self.buf.as_ref()[field::VER_FLAGS] >> 4
     }

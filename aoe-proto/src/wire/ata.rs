@@ -1,5 +1,3 @@
-use super::Truncated;
-
 /// Bytes in the ATA argument before the data.
 pub const ATA_ARG_LEN: usize = 12;
 
@@ -20,20 +18,12 @@ pub const AFLAG_ASYNC: u8 = 0x02;
 /// aflags: write command (data follows the argument).
 pub const AFLAG_WRITE: u8 = 0x01;
 
-/// The ATA argument of command 0; the buffer starts at the argument.
-#[derive(Debug)]
-pub struct AtaArg<T: AsRef<[u8]>> {
-    buf: T,
+view! {
+    /// The ATA argument of command 0; the buffer starts at the argument.
+    AtaArg, ATA_ARG_LEN
 }
 
 impl<T: AsRef<[u8]>> AtaArg<T> {
-    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
-        if buf.as_ref().len() < ATA_ARG_LEN {
-            return Err(Truncated);
-        }
-        Ok(Self { buf })
-    }
-
     pub fn aflags(&self) -> u8 {
         self.buf.as_ref()[field::AFLAGS]
     }

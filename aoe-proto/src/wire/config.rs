@@ -1,4 +1,4 @@
-use super::{be16, put_be16, Truncated, AOE_VERSION};
+use super::{be16, put_be16, AOE_VERSION};
 
 /// Bytes in the Query Config argument before the config string.
 pub const CONFIG_ARG_LEN: usize = 8;
@@ -11,62 +11,28 @@ mod field {
     pub const STRING_LEN: usize = 6;
 }
 
-/// The Query Config sub-command (low nibble of byte 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigCommand {
-    /// Read the config string; always answered.
-    Read,
-    /// Answer only if the string matches exactly.
-    Test,
-    /// Answer only if the argument is a prefix of the string.
-    TestPrefix,
-    /// Set the string if it is empty.
-    Set,
-    /// Set the string unconditionally.
-    ForceSet,
-    Unknown(u8),
+byte_code! {
+    /// The Query Config sub-command (low nibble of byte 5).
+    ConfigCommand {
+        /// Read the config string; always answered.
+        Read = 0,
+        /// Answer only if the string matches exactly.
+        Test = 1,
+        /// Answer only if the argument is a prefix of the string.
+        TestPrefix = 2,
+        /// Set the string if it is empty.
+        Set = 3,
+        /// Set the string unconditionally.
+        ForceSet = 4,
+    } else Unknown
 }
 
-impl From<u8> for ConfigCommand {
-    fn from(b: u8) -> Self {
-        match b {
-            0 => Self::Read,
-            1 => Self::Test,
-            2 => Self::TestPrefix,
-            3 => Self::Set,
-            4 => Self::ForceSet,
-            n => Self::Unknown(n),
-        }
-    }
-}
-
-impl From<ConfigCommand> for u8 {
-    fn from(c: ConfigCommand) -> u8 {
-        match c {
-            ConfigCommand::Read => 0,
-            ConfigCommand::Test => 1,
-            ConfigCommand::TestPrefix => 2,
-            ConfigCommand::Set => 3,
-            ConfigCommand::ForceSet => 4,
-            ConfigCommand::Unknown(n) => n,
-        }
-    }
-}
-
-/// The Query Config argument; the buffer starts at the argument.
-#[derive(Debug)]
-pub struct ConfigArg<T: AsRef<[u8]>> {
-    buf: T,
+view! {
+    /// The Query Config argument; the buffer starts at the argument.
+    ConfigArg, CONFIG_ARG_LEN
 }
 
 impl<T: AsRef<[u8]>> ConfigArg<T> {
-    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
-        if buf.as_ref().len() < CONFIG_ARG_LEN {
-            return Err(Truncated);
-        }
-        Ok(Self { buf })
-    }
-
     pub fn buffer_count(&self) -> u16 {
         be16(self.buf.as_ref(), field::BUFFER_COUNT)
     }

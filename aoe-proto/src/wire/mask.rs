@@ -1,4 +1,4 @@
-use super::{MacAddr, Truncated};
+use super::MacAddr;
 
 /// Bytes in the Mac Mask List argument before the directives.
 pub const MASK_ARG_LEN: usize = 4;
@@ -14,12 +14,12 @@ mod field {
     pub const MAC: core::ops::Range<usize> = 2..8;
 }
 
-/// MCmd values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MaskCommand {
-    Read,
-    Edit,
-    Unknown(u8),
+byte_code! {
+    /// MCmd values.
+    MaskCommand {
+        Read = 0,
+        Edit = 1,
+    } else Unknown
 }
 
 /// DCmd: no directive.
@@ -36,26 +36,14 @@ pub const MERROR_BAD_DCMD: u8 = 2;
 /// MError: mask list full.
 pub const MERROR_LIST_FULL: u8 = 3;
 
-/// The Mac Mask List argument; the buffer starts at the argument.
-#[derive(Debug)]
-pub struct MaskArg<T: AsRef<[u8]>> {
-    buf: T,
+view! {
+    /// The Mac Mask List argument; the buffer starts at the argument.
+    MaskArg, MASK_ARG_LEN
 }
 
 impl<T: AsRef<[u8]>> MaskArg<T> {
-    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
-        if buf.as_ref().len() < MASK_ARG_LEN {
-            return Err(Truncated);
-        }
-        Ok(Self { buf })
-    }
-
     pub fn command(&self) -> MaskCommand {
-        match self.buf.as_ref()[field::MCMD] {
-            0 => MaskCommand::Read,
-            1 => MaskCommand::Edit,
-            n => MaskCommand::Unknown(n),
-        }
+        self.buf.as_ref()[field::MCMD].into()
     }
 
     pub fn merror(&self) -> u8 {

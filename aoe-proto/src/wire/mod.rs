@@ -4,6 +4,59 @@
 //! Offsets in the AoE views are relative to the start of the AoE header (the
 //! byte after the EtherType), so one view serves untagged and 802.1Q frames.
 
+/// Declares a typed view over a buffer that must hold at least `$min`
+/// bytes: the length is checked once, in `new_checked`, and the accessors
+/// (written by hand next to each view) then index freely.
+macro_rules! view {
+    ($(#[$doc:meta])* $name:ident, $min:expr) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buf: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            pub fn new_checked(buf: T) -> Result<Self, super::Truncated> {
+                if buf.as_ref().len() < $min {
+                    return Err(super::Truncated);
+                }
+                Ok(Self { buf })
+            }
+        }
+    };
+}
+
+/// Declares a one-byte code with its known values and an escape for the
+/// rest, convertible both ways.
+macro_rules! byte_code {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $value:literal,)* } else $other:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+            $other(u8),
+        }
+
+        impl From<u8> for $name {
+            fn from(b: u8) -> Self {
+                match b {
+                    $($value => Self::$variant,)*
+                    other => Self::$other(other),
+                }
+            }
+        }
+
+        impl From<$name> for u8 {
+            fn from(c: $name) -> u8 {
+                match c {
+                    $($name::$variant => $value,)*
+                    $name::$other(b) => b,
+                }
+            }
+        }
+    };
+}
+
 mod aoe;
 pub mod ata;
 mod config;

@@ -1,4 +1,4 @@
-use super::{MacAddr, Truncated};
+use super::MacAddr;
 
 /// Bytes in the Reserve/Release argument before the MAC list.
 pub const RESERVE_ARG_LEN: usize = 2;
@@ -17,20 +17,12 @@ pub const RCMD_SET: u8 = 1;
 /// RCmd: set the list whoever holds it.
 pub const RCMD_FORCE_SET: u8 = 2;
 
-/// The Reserve/Release argument; the buffer starts at the argument.
-#[derive(Debug)]
-pub struct ReserveArg<T: AsRef<[u8]>> {
-    buf: T,
+view! {
+    /// The Reserve/Release argument; the buffer starts at the argument.
+    ReserveArg, RESERVE_ARG_LEN
 }
 
 impl<T: AsRef<[u8]>> ReserveArg<T> {
-    pub fn new_checked(buf: T) -> Result<Self, Truncated> {
-        if buf.as_ref().len() < RESERVE_ARG_LEN {
-            return Err(Truncated);
-        }
-        Ok(Self { buf })
-    }
-
     pub fn command(&self) -> u8 {
         self.buf.as_ref()[field::RCMD]
     }

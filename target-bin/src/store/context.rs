@@ -162,17 +162,15 @@ impl<B: StableBuf, C> StoreContext<B, C> {
                 let (fd, ptr, len) = (d.fd(), bytes.as_mut_ptr(), bytes.len());
                 let ring = self.ring.as_mut().expect("a direct store creates the ring");
                 let queued = match op {
-                    Op::Read { offset } if is_direct_aligned(bytes) => {
+                    Op::Read { offset } | Op::Write { offset } if is_direct_aligned(bytes) => {
+                        let write = matches!(op, Op::Write { .. });
                         // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and
                         // ours while the token lives, and the ring holds the
-                        // token until the read completes (its Drop waits for
-                        // that); the store's fd lives as long as the worker's
-                        // stores, which outlive its context; aligned above.
-                        unsafe { ring.read(fd, offset, ptr, len, (buf, ctx, op)) }
-                    }
-                    Op::Write { offset } if is_direct_aligned(bytes) => {
-                        // SAFETY: as for the read.
-                        unsafe { ring.write(fd, offset, ptr, len, (buf, ctx, op)) }
+                        // token until the operation completes (its Drop waits
+                        // for that); the store's fd lives as long as the
+                        // worker's stores, which outlive its context; the
+                        // buffer is aligned (checked above).
+                        unsafe { ring.transfer(write, fd, offset, ptr, len, (buf, ctx, op)) }
                     }
                     Op::Flush => ring.fsync(fd, (buf, ctx, op)),
                     Op::Read { offset } => {
@@ -238,17 +236,20 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     }
 
     /// Waits for every ring operation, handing each back (at shutdown).
-    pub fn drain(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) {
+    pub fn drain(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
         let Some(mut ring) = self.ring.take() else {
-            return;
+            return 0;
         };
+        let mut n = 0;
         if let Err(e) = ring.drain(|c| {
+            n += 1;
             let (buf, ctx, result) = self.complete(c);
             done(buf, ctx, result)
         }) {
             log::error!("queue {}: waiting for storage I/O failed: {e}", self.queue);
         }
         self.ring = Some(ring);
+        n
     }
 
     fn complete(&mut self, c: Completion<InFlight<B, C>>) -> (B, C, Result<(), AtaFailure>) {

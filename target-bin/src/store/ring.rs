@@ -60,43 +60,29 @@ impl<T> DirectRing<T> {
         let _ = self.eventfd.read(); // EAGAIN when already empty
     }
 
-    /// Queues a read of `len` bytes at `offset` of `fd` into `buf`.
+    /// Queues a read of `len` bytes at `offset` of `fd` into `buf`, or a
+    /// write (`write`) from it.
     ///
     /// # Safety
     /// `buf..buf+len` must stay valid, and untouched by anyone else, until
     /// this operation's token comes back from `reap` (or the ring is
     /// dropped); `fd` must stay open as long; `buf` and `len` must suit
     /// O_DIRECT.
-    pub unsafe fn read(
+    pub unsafe fn transfer(
         &mut self,
+        write: bool,
         fd: RawFd,
         offset: u64,
         buf: *mut u8,
         len: usize,
         token: T,
     ) -> Result<(), T> {
-        let entry = opcode::Read::new(types::Fd(fd), buf, len as u32)
-            .offset(offset)
-            .build();
-        // SAFETY: the caller's promise covers the entry's buffer.
-        unsafe { self.push(entry, token, len) }
-    }
-
-    /// Queues a write of `len` bytes at `offset` of `fd` from `buf`.
-    ///
-    /// # Safety
-    /// As for `read`.
-    pub unsafe fn write(
-        &mut self,
-        fd: RawFd,
-        offset: u64,
-        buf: *const u8,
-        len: usize,
-        token: T,
-    ) -> Result<(), T> {
-        let entry = opcode::Write::new(types::Fd(fd), buf, len as u32)
-            .offset(offset)
-            .build();
+        let (fd, n) = (types::Fd(fd), len as u32);
+        let entry = if write {
+            opcode::Write::new(fd, buf, n).offset(offset).build()
+        } else {
+            opcode::Read::new(fd, buf, n).offset(offset).build()
+        };
         // SAFETY: the caller's promise covers the entry's buffer.
         unsafe { self.push(entry, token, len) }
     }
