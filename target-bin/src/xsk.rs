@@ -21,6 +21,7 @@ use std::num::NonZeroU32;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,9 @@ pub enum CopyMode {
 #[derive(Debug)]
 pub struct Frame {
     desc: FrameDesc,
+    /// The queue (UMEM) the frame belongs to: a token is only ever used
+    /// with its own queue, which `Queue::buf` checks.
+    owner: u32,
 }
 
 impl Frame {
@@ -135,8 +139,12 @@ unsafe impl StableBuf for LentFrame {
 // moving it to another thread moves that ownership, like a Box<[u8]>.
 unsafe impl Send for LentFrame {}
 
+/// Gives every queue of the process its own token owner id.
+static NEXT_OWNER: AtomicU32 = AtomicU32::new(0);
+
 pub struct Queue {
     id: u32,
+    owner: u32,
     mode: CopyMode,
     // The UMEM is declared last so that the rings drop before it.
     fill: FillQueue,
@@ -202,6 +210,7 @@ impl Queue {
         let (fill, comp) = rings.ok_or_else(|| anyhow!("UMEM rings already taken"))?;
         Ok(Self {
             id,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
             mode,
             fill,
             comp,
@@ -233,7 +242,8 @@ impl Queue {
         // SAFETY: the RX ring hands back frames of this UMEM that the
         // kernel has finished writing; from here on the tokens own them.
         let n = unsafe { self.rx.consume(&mut self.scratch[..max]) };
-        out.extend(self.scratch[..n].iter().map(|&desc| Frame { desc }));
+        let owner = self.owner;
+        out.extend(self.scratch[..n].iter().map(|&desc| Frame { desc, owner }));
         n
     }
 
@@ -247,6 +257,7 @@ impl Queue {
         let mut posted = 0;
         for chunk in frames.chunks(BATCH) {
             for (slot, frame) in self.scratch.iter_mut().zip(chunk) {
+                assert_eq!(frame.owner, self.owner, "a frame of another queue");
                 *slot = frame.desc;
             }
             // SAFETY: the tokens own these frames; the kernel owns them
@@ -307,20 +318,23 @@ impl Queue {
 
     /// A free frame, if any.
     pub fn alloc(&mut self) -> Option<Frame> {
-        self.free.pop().map(|desc| Frame { desc })
+        let owner = self.owner;
+        self.free.pop().map(|desc| Frame { desc, owner })
     }
 
     /// Gives a frame back to the free list.
     pub fn release(&mut self, frame: Frame) {
+        assert_eq!(frame.owner, self.owner, "a frame of another queue");
         self.free.push(frame.desc);
     }
 
     /// The bytes of a held frame.
     pub fn buf<'a>(&'a self, frame: &'a mut Frame) -> FrameBuf<'a> {
+        assert_eq!(frame.owner, self.owner, "a frame of another queue");
         let len = frame.len();
         // SAFETY: `frame` is a token of this queue's UMEM (only this module
-        // makes tokens, from this UMEM's descriptors), so the kernel does
-        // not touch the frame, and `&mut Frame` makes this the only view.
+        // makes tokens, and the owner check above holds), so the kernel
+        // does not touch the frame, and `&mut Frame` makes this the only view.
         let data = unsafe { self.umem.data_mut(&mut frame.desc) };
         FrameBuf { data, len }
     }
