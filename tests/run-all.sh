@@ -3,7 +3,7 @@
 # integration tests, and interop with the Linux aoe driver. Every suite runs
 # even if an earlier one fails; the last line counts all checks.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 LOG_DIR=build/test-logs
 mkdir -p "$LOG_DIR"
 TOTAL_PASS=0

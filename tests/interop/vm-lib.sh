@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the VM-based interop tests: fetch Debian's kernel and build a
 # busybox initramfs around tests/interop/vm-init.sh. Source this file.
 
