@@ -204,7 +204,7 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         let failure = ata_failure(op, cause);
         if self.io_errors.is_power_of_two() {
             log::warn!(
-                "queue {}: storage {} failed ({cause}), answered with ATA {failure:?}; {} failure(s) so far",
+                "queue {}: storage I/O failed: {} ({cause}), answered with ATA {failure:?}; {} failure(s) so far",
                 self.queue,
                 op.name(),
                 self.io_errors
