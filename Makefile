@@ -10,7 +10,7 @@ CARGO ?= cargo
 # VM (qemu, busybox, cpio, xz, kmod), tools the tests and bench use.
 APT_PACKAGES := clang llvm m4 libpcap-dev libelf-dev libbpf-dev zlib1g-dev pkg-config make \
 	iproute2 iputils-ping ethtool python3 vblade aoetools qemu-system-x86 busybox-static \
-	cpio xz-utils kmod gzip coreutils procps util-linux e2fsprogs mount openssl
+	cpio xz-utils kmod gzip coreutils procps util-linux e2fsprogs mount openssl jq bpftool
 
 .PHONY: all deps build test unit lint integration interop demo bench clean-net clean
 
@@ -53,6 +53,41 @@ demo: build
 
 bench: build
 	bash bench/run.sh
+
+# Coverage-guided fuzzing of aoe-proto with AFL++ on stable Rust (fuzz/ is
+# its own cargo package, outside the workspace; see fuzz/README.md).
+#   make fuzz [FUZZ_SECS=600]   fuzz into build/fuzz (resumed if it exists)
+#   make fuzz-check             60 s from the seed corpus; PASS:/FAIL: line
+FUZZ_SECS ?= 600
+FUZZ_CHECK_SECS ?= 60
+FUZZ_OUT ?= build/fuzz
+
+.PHONY: fuzz fuzz-check fuzz-build fuzz-deps
+
+# cargo-afl 0.18 builds AFL++ (from the source it ships) when installed;
+# `cargo afl config --build` builds it if that did not happen.
+fuzz-deps:
+	@command -v $(CARGO) >/dev/null || { echo "FAIL: fuzz: cargo is required"; exit 1; }
+	@if ! $(CARGO) afl --version 2>/dev/null | grep -q '^cargo-afl 0\.18\.'; then \
+		echo "installing cargo-afl 0.18"; \
+		$(CARGO) install cargo-afl --locked --version '~0.18' \
+			|| { echo "FAIL: fuzz: cargo install cargo-afl failed"; exit 1; }; \
+	fi
+	@out=$$($(CARGO) afl config --build 2>&1) || echo "$$out" | grep -q "already built" \
+		|| { echo "$$out"; echo "FAIL: fuzz: cargo afl config --build failed"; exit 1; }
+
+fuzz-build: fuzz-deps
+	cd fuzz && $(CARGO) afl build --release --target-dir target/afl --bin aoe_target
+
+fuzz: fuzz-build
+	bash fuzz/run.sh fuzz $(FUZZ_SECS) $(FUZZ_OUT)
+
+# Also the fuzz crate's own lint and tests (the seed corpus is up to date
+# and passes), since the workspace lint does not reach fuzz/.
+fuzz-check: fuzz-build
+	cd fuzz && $(CARGO) fmt --check && $(CARGO) clippy --release --all-targets -- -D warnings \
+		&& $(CARGO) test --release
+	bash fuzz/run.sh check $(FUZZ_CHECK_SECS) build/fuzz-check
 
 # Removes every namespace the tests, demo and bench create (all aoex-*).
 clean-net:

@@ -65,8 +65,8 @@ def markdown(d, rows, verify):
     out.append(f"# aoe-bench results: {d['name']}\n")
     out.append(
         f"{d['date_utc']}, kernel {d['kernel']}, {d['cpus']} CPUs, {d['bench_secs']:g} s per case. "
-        "Each target runs pinned to core 0 in namespace `aoex-bt`, aoe-bench pinned to core 1 in "
-        "`aoex-bi`, over a fresh veth pair per target (MTU 1500, so 2 sectors = 1 KiB per request), "
+        "Each target runs pinned to core 0 in one network namespace, aoe-bench pinned to core 1 in "
+        "another, over a fresh namespace pair and veth per target (MTU 1500, so 2 sectors = 1 KiB per request), "
         "random request-aligned LBAs over a 256 MiB file in /dev/shm, one aoe-bench thread "
         "(AF_PACKET, batched sendmmsg/recvmmsg"
         + (", busy-polling" if any((r.get("bench") or {}).get("config", {}).get("busy_poll") for r in rows) else "")
@@ -239,33 +239,36 @@ def svg(d, rows):
     gw = pw / len(groups)
     bw = gw * 0.8 / max(1, len(targets))
 
+    def bars():
+        """(target, op, depth, left edge, case) of every bar, in drawing order."""
+        for gi, (op, dp) in enumerate(groups):
+            for ti, t in enumerate(targets):
+                if (t, op, dp) in by:
+                    yield t, op, dp, left + gi * gw + gw * 0.1 + ti * bw, by[(t, op, dp)]
+
+    def group_labels(y):
+        for gi, (op, dp) in enumerate(groups):
+            s.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{y}" text-anchor="middle">{op} d{dp}</text>')
+
     # Panel 1: IOPS, linear.
-    maxi = max(by[(t, op, dp)]["bench"]["iops"] for t in targets for op, dp in groups if (t, op, dp) in by)
-    maxi = nice(maxi)
+    maxi = nice(max(r["bench"]["iops"] for *_, r in bars()))
     s.append(f'<text x="{left}" y="{p1_top - 4}" font-size="14">IOPS</text>')
     for i in range(6):
         v = maxi * i / 5
         y = p1_top + p1_h - p1_h * i / 5
         s.append(f'<line x1="{left}" x2="{W - right}" y1="{y}" y2="{y}" stroke="#ddd"/>')
         s.append(f'<text x="{left - 6}" y="{y + 4}" text-anchor="end">{si(v)}</text>')
-    for gi, (op, dp) in enumerate(groups):
-        x0 = left + gi * gw + gw * 0.1
-        for ti, t in enumerate(targets):
-            r = by.get((t, op, dp))
-            if not r:
-                continue
-            v = r["bench"]["iops"]
-            h = p1_h * v / maxi
-            x = x0 + ti * bw
-            s.append(f'<rect x="{x:.1f}" y="{p1_top + p1_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
-                     f'fill="{COLORS[t]}"><title>{escape(t)} {op} depth {dp}: {v:,.0f} IOPS</title></rect>')
-            s.append(f'<text x="{x + bw / 2 - 1:.1f}" y="{p1_top + p1_h - h - 3:.1f}" text-anchor="middle" '
-                     f'font-size="9">{si(v)}</text>')
-        s.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{p1_top + p1_h + 16}" text-anchor="middle">'
-                 f'{op} d{dp}</text>')
+    for t, op, dp, x, r in bars():
+        v = r["bench"]["iops"]
+        h = p1_h * v / maxi
+        s.append(f'<rect x="{x:.1f}" y="{p1_top + p1_h - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+                 f'fill="{COLORS[t]}"><title>{escape(t)} {op} depth {dp}: {v:,.0f} IOPS</title></rect>')
+        s.append(f'<text x="{x + bw / 2 - 1:.1f}" y="{p1_top + p1_h - h - 3:.1f}" text-anchor="middle" '
+                 f'font-size="9">{si(v)}</text>')
+    group_labels(p1_top + p1_h + 16)
 
     # Panel 2: latency percentiles, log scale: bar p50..p99, tick p99.9.
-    lats = [by[(t, op, dp)]["bench"]["latency_us"] for t in targets for op, dp in groups if (t, op, dp) in by]
+    lats = [r["bench"]["latency_us"] for *_, r in bars()]
     lo = min(max(0.1, l["p50"]) for l in lats)
     hi = max(max(l["p99_9"], l["p99"]) for l in lats)
     lo = 10 ** math.floor(math.log10(lo))
@@ -283,23 +286,17 @@ def svg(d, rows):
         s.append(f'<line x1="{left}" x2="{W - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
         s.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{si(dec)}</text>')
         dec *= 10
-    for gi, (op, dp) in enumerate(groups):
-        x0 = left + gi * gw + gw * 0.1
-        for ti, t in enumerate(targets):
-            r = by.get((t, op, dp))
-            if not r:
-                continue
-            l = r["bench"]["latency_us"]
-            x = x0 + ti * bw + (bw - 2) / 2
-            s.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{ly(l["p50"]):.1f}" y2="{ly(l["p99"]):.1f}" '
-                     f'stroke="{COLORS[t]}" stroke-width="{max(2, bw * 0.35):.1f}" opacity="0.6"/>')
-            s.append(f'<circle cx="{x:.1f}" cy="{ly(l["p50"]):.1f}" r="4" fill="{COLORS[t]}">'
-                     f'<title>{escape(t)} {op} depth {dp}: p50 {l["p50"]:.1f} p99 {l["p99"]:.1f} '
-                     f'p99.9 {l["p99_9"]:.1f} µs</title></circle>')
-            s.append(f'<line x1="{x - bw * 0.3:.1f}" x2="{x + bw * 0.3:.1f}" y1="{ly(l["p99_9"]):.1f}" '
-                     f'y2="{ly(l["p99_9"]):.1f}" stroke="{COLORS[t]}" stroke-width="2"/>')
-        s.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{p2_top + p2_h + 16}" text-anchor="middle">'
-                 f'{op} d{dp}</text>')
+    for t, op, dp, x, r in bars():
+        l = r["bench"]["latency_us"]
+        x += (bw - 2) / 2
+        s.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{ly(l["p50"]):.1f}" y2="{ly(l["p99"]):.1f}" '
+                 f'stroke="{COLORS[t]}" stroke-width="{max(2, bw * 0.35):.1f}" opacity="0.6"/>')
+        s.append(f'<circle cx="{x:.1f}" cy="{ly(l["p50"]):.1f}" r="4" fill="{COLORS[t]}">'
+                 f'<title>{escape(t)} {op} depth {dp}: p50 {l["p50"]:.1f} p99 {l["p99"]:.1f} '
+                 f'p99.9 {l["p99_9"]:.1f} µs</title></circle>')
+        s.append(f'<line x1="{x - bw * 0.3:.1f}" x2="{x + bw * 0.3:.1f}" y1="{ly(l["p99_9"]):.1f}" '
+                 f'y2="{ly(l["p99_9"]):.1f}" stroke="{COLORS[t]}" stroke-width="2"/>')
+    group_labels(p2_top + p2_h + 16)
     s.append("</svg>")
     return "\n".join(s) + "\n"
 

@@ -35,6 +35,7 @@ run_suite() {
 
 run_suite lint bash -c "cargo fmt --all --check && cargo clippy --workspace --all-targets -- -D warnings"
 run_suite unit cargo test --workspace --release
+run_suite fuzz make -s fuzz-check
 run_suite integration bash tests/integration.sh
 run_suite interop bash tests/interop/linux-initiator.sh
 

@@ -1,90 +1,119 @@
 //! Initiator-side frame builders and reply parsing on top of the views in
-//! `aoe_proto::wire`.
+//! `aoe_proto::wire`. Requests are always untagged.
 
+use std::fmt::Display;
+
+use aoe_proto::ata::{CMD_IDENTIFY, CMD_READ, CMD_READ_EXT, CMD_WRITE, CMD_WRITE_EXT};
 use aoe_proto::wire::{
     ata::{AFLAG_EXTENDED, AFLAG_WRITE},
-    AoeHeader, AtaArg, Command, ConfigArg, EthernetFrame, MacAddr, ATA_DATA_OFFSET, CONFIG_ARG_LEN,
-    FLAG_ERROR,
+    AoeHeader, AtaArg, Command, ConfigArg, ConfigCommand, EthernetFrame, AOE_HEADER_LEN,
+    ARG_OFFSET, ATA_DATA_OFFSET, CONFIG_ARG_LEN, ETHERTYPE_AOE, ETH_HEADER_LEN, FLAG_ERROR,
 };
-use aoe_proto::{pad_frame, MIN_FRAME_LEN};
+use aoe_proto::{pad_frame, MacAddr, SECTOR_SIZE};
 
-/// Ethernet header length (untagged; we only send untagged frames).
-pub const ETH_LEN: usize = 14;
-/// Start of the command argument in an untagged frame.
-pub const ARG_OFF: usize = 24;
-pub const BROADCAST: MacAddr = [0xff; 6];
+/// The LBA28 device register bits the initiator sets in lba3: LBA mode,
+/// device 0 (0xE0 in the top nibble).
+const LBA28_DEVICE_BITS: u64 = 0xE0 << 24;
+const LBA28_MASK: u64 = 0x0FFF_FFFF;
+const LBA48_MASK: u64 = 0xFFFF_FFFF_FFFF;
 
-/// Writes the Ethernet and AoE headers of a request; returns the length so
-/// far (24).
+/// Writes the Ethernet and AoE headers of a request (tag 0); returns the
+/// offset of the command argument.
 pub fn put_headers(
     buf: &mut [u8],
-    dst: &MacAddr,
-    src: &MacAddr,
+    dst: MacAddr,
+    src: MacAddr,
     shelf: u16,
     slot: u8,
     cmd: Command,
 ) -> usize {
     let mut eth = EthernetFrame::new_checked(&mut buf[..]).expect("frame buffer too short");
-    eth.set_dst(dst);
-    eth.set_src(src);
+    eth.set_dst(&dst);
+    eth.set_src(&src);
     eth.set_ethertype_aoe();
-    let mut aoe = AoeHeader::new_checked(&mut buf[ETH_LEN..]).expect("frame buffer too short");
+    let mut aoe = aoe_header(buf);
     aoe.set_flags(0, 0);
     aoe.set_address(shelf, slot);
     aoe.set_command(cmd);
     aoe.set_tag(0);
-    ARG_OFF
+    ARG_OFFSET
 }
 
+fn aoe_header(buf: &mut [u8]) -> AoeHeader<&mut [u8]> {
+    AoeHeader::new_checked(&mut buf[ETH_HEADER_LEN..]).expect("frame buffer too short")
+}
+
+fn ata_arg(buf: &mut [u8]) -> AtaArg<&mut [u8]> {
+    AtaArg::new_checked(&mut buf[ARG_OFFSET..]).expect("frame buffer too short")
+}
+
+/// Sets the tag of a request whose headers are in place.
 pub fn set_tag(buf: &mut [u8], tag: u32) {
-    buf[20..24].copy_from_slice(&tag.to_be_bytes());
+    aoe_header(buf).set_tag(tag);
 }
 
-/// A Query Config "read" request, padded to 60 bytes; returns its length.
-pub fn query_config(buf: &mut [u8], src: &MacAddr, shelf: u16, slot: u8, tag: u32) -> usize {
-    let len = put_headers(buf, &BROADCAST, src, shelf, slot, Command::QueryConfig);
+/// A Query Config "read" request to SHELF.SLOT, padded to 60 bytes; returns
+/// its length.
+pub fn query_config(buf: &mut [u8], src: MacAddr, shelf: u16, slot: u8, tag: u32) -> usize {
+    let len = put_headers(
+        buf,
+        MacAddr::BROADCAST,
+        src,
+        shelf,
+        slot,
+        Command::QueryConfig,
+    );
     set_tag(buf, tag);
-    buf[ARG_OFF..ARG_OFF + CONFIG_ARG_LEN].fill(0);
-    // version 1, CCmd 0 (read) in byte 5 of the argument
-    buf[ARG_OFF + 5] = 0x10;
+    // A read request has the layout of an empty response: all zero but the
+    // version and CCmd 0.
+    ConfigArg::new_checked(&mut buf[ARG_OFFSET..])
+        .expect("frame buffer too short")
+        .write_response(0, 0, 0, ConfigCommand::Read, &[])
+        .expect("frame buffer too short");
     pad_frame(buf, len + CONFIG_ARG_LEN)
 }
 
-/// Fills the ATA argument of a request whose headers are already in
-/// place. `data_len` bytes of data are expected to follow (writes).
-/// Returns the padded frame length.
-pub fn ata_request(
-    buf: &mut [u8],
-    cmd: u8,
-    write: bool,
-    lba48: bool,
-    lba: u64,
-    count: u8,
-) -> usize {
-    let mut arg = AtaArg::new_checked(&mut buf[ARG_OFF..]).expect("frame buffer too short");
-    let mut aflags = 0;
-    if lba48 {
-        aflags |= AFLAG_EXTENDED;
-    }
-    if write {
-        aflags |= AFLAG_WRITE;
-    }
+fn put_ata_arg(buf: &mut [u8], aflags: u8, cmd: u8, lba_regs: u64, count: u8) {
+    let mut arg = ata_arg(buf);
     arg.set_aflags(aflags);
     arg.set_feature(0);
     arg.set_sector_count(count);
     arg.set_command(cmd);
-    arg.set_lba(lba);
-    if !lba48 {
-        // LBA28: the initiator puts 0xE0 (LBA mode, device 0) in lba3's top
-        // nibble.
-        buf[ARG_OFF + 7] = (buf[ARG_OFF + 7] & 0x0f) | 0xe0;
-    }
-    let len = if write {
-        ATA_DATA_OFFSET + count as usize * 512
-    } else {
-        ATA_DATA_OFFSET
+    arg.set_lba(lba_regs);
+}
+
+/// Fills the ATA argument of a READ or WRITE SECTORS (EXT with `lba48`)
+/// request whose headers are in place. A write's data (`count` sectors at
+/// [`ATA_DATA_OFFSET`]) is the caller's. Returns the padded frame length.
+pub fn rw_request(buf: &mut [u8], write: bool, lba48: bool, lba: u64, count: u8) -> usize {
+    let (cmd, regs) = match (write, lba48) {
+        (false, true) => (CMD_READ_EXT, lba),
+        (true, true) => (CMD_WRITE_EXT, lba),
+        (false, false) => (CMD_READ, (lba & LBA28_MASK) | LBA28_DEVICE_BITS),
+        (true, false) => (CMD_WRITE, (lba & LBA28_MASK) | LBA28_DEVICE_BITS),
     };
-    pad_frame(buf, len).max(MIN_FRAME_LEN)
+    let aflags = if lba48 { AFLAG_EXTENDED } else { 0 } | if write { AFLAG_WRITE } else { 0 };
+    put_ata_arg(buf, aflags, cmd, regs, count);
+    let data = if write { data_len(count) } else { 0 };
+    pad_frame(buf, ATA_DATA_OFFSET + data)
+}
+
+/// Fills an IDENTIFY DEVICE request whose headers are in place; returns
+/// the padded frame length.
+pub fn identify_request(buf: &mut [u8]) -> usize {
+    put_ata_arg(buf, 0, CMD_IDENTIFY, 0, 1);
+    pad_frame(buf, ATA_DATA_OFFSET)
+}
+
+/// Bytes of sector data in a request of `count` sectors.
+pub fn data_len(count: u8) -> usize {
+    count as usize * SECTOR_SIZE
+}
+
+/// The LBA a reply's registers echo, with the device bits of LBA28
+/// commands masked off.
+pub fn echoed_lba<T: AsRef<[u8]>>(arg: &AtaArg<T>, lba48: bool) -> u64 {
+    arg.lba() & if lba48 { LBA48_MASK } else { LBA28_MASK }
 }
 
 /// What a Query Config response says.
@@ -92,7 +121,7 @@ pub fn ata_request(
 pub struct ConfigInfo {
     pub shelf: u16,
     pub slot: u8,
-    #[serde(serialize_with = "ser_mac")]
+    #[serde(serialize_with = "display")]
     pub mac: MacAddr,
     pub buffer_count: u16,
     pub firmware: u16,
@@ -101,18 +130,23 @@ pub struct ConfigInfo {
     pub config_string: String,
 }
 
-pub fn ser_mac<S: serde::Serializer>(m: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&fmt_mac(m))
+impl ConfigInfo {
+    /// The most sectors the target takes in one request.
+    pub fn max_sectors(&self) -> u8 {
+        if self.sector_count == 0 {
+            2
+        } else {
+            self.sector_count
+        }
+    }
 }
 
-pub fn fmt_mac(m: &MacAddr) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
+/// Serializes a value as its `Display` string.
+pub fn display<T: Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
-/// The AoE part of a received frame if it is a response (untagged only).
+/// The AoE part of a received frame if it is a response.
 pub struct Reply<'a> {
     pub src: MacAddr,
     pub flags: u8,
@@ -133,7 +167,7 @@ impl Reply<'_> {
 
 pub fn parse_reply(frame: &[u8]) -> Option<Reply<'_>> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != aoe_proto::wire::ETHERTYPE_AOE {
+    if eth.ethertype() != ETHERTYPE_AOE {
         return None;
     }
     let hl = eth.header_len();
@@ -149,7 +183,7 @@ pub fn parse_reply(frame: &[u8]) -> Option<Reply<'_>> {
         slot: aoe.slot(),
         command: aoe.command(),
         tag: aoe.tag(),
-        arg: &frame[hl + aoe_proto::wire::AOE_HEADER_LEN..],
+        arg: &frame[hl + AOE_HEADER_LEN..],
     })
 }
 
@@ -167,82 +201,109 @@ pub fn parse_config(r: &Reply<'_>) -> Option<ConfigInfo> {
     })
 }
 
-/// Capacity and addressing mode from an IDENTIFY DEVICE page.
-#[derive(Debug, Clone, Copy)]
-pub struct IdentifyInfo {
-    pub sectors: u64,
-    pub lba48: bool,
-}
-
-pub fn parse_identify(page: &[u8]) -> Option<IdentifyInfo> {
-    if page.len() < 512 {
-        return None;
-    }
-    let w = |i: usize| u16::from_le_bytes([page[2 * i], page[2 * i + 1]]) as u64;
-    let lba48 = (w(83) & 0x0400 != 0) || (w(86) & 0x0400 != 0);
-    let sectors = if lba48 {
-        w(100) | (w(101) << 16) | (w(102) << 32) | (w(103) << 48)
-    } else {
-        w(60) | (w(61) << 16)
-    };
-    Some(IdentifyInfo { sectors, lba48 })
-}
-
-/// Model string (words 27-46) of an IDENTIFY page, for display.
-pub fn identify_model(page: &[u8]) -> String {
-    let mut s = Vec::new();
-    for i in 27..47 {
-        s.push(page[2 * i + 1]);
-        s.push(page[2 * i]);
-    }
-    String::from_utf8_lossy(&s).trim().to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aoe_proto::wire::{ATA_ARG_LEN, ETHERTYPE_VLAN};
+    use aoe_proto::MIN_FRAME_LEN;
+
+    const A: MacAddr = MacAddr([1; 6]);
+    const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 
     #[test]
     fn query_config_is_padded_and_parsable() {
         let mut buf = [0xAAu8; 128];
-        let n = query_config(&mut buf, &[2, 0, 0, 0, 0, 1], 7, 3, 0x8000_0001);
-        assert_eq!(n, 60);
-        assert_eq!(&buf[..6], &BROADCAST);
-        assert_eq!(&buf[12..14], &[0x88, 0xa2]);
-        assert_eq!(buf[14], 0x10);
-        assert_eq!(&buf[16..18], &[0, 7]);
-        assert_eq!(buf[18], 3);
-        assert_eq!(buf[19], 1);
-        assert!(buf[32..60].iter().all(|&b| b == 0));
+        let n = query_config(&mut buf, B, 7, 3, 0x8000_0001);
+        assert_eq!(n, MIN_FRAME_LEN);
+        let eth = EthernetFrame::new_checked(&buf[..n]).unwrap();
+        assert_eq!(eth.dst(), MacAddr::BROADCAST);
+        assert_eq!(eth.src(), B);
+        assert_eq!(eth.ethertype(), ETHERTYPE_AOE);
+        let aoe = AoeHeader::new_checked(&buf[ETH_HEADER_LEN..n]).unwrap();
+        assert_eq!((aoe.version(), aoe.flags()), (1, 0));
+        assert_eq!((aoe.shelf(), aoe.slot()), (7, 3));
+        assert_eq!(aoe.command(), Command::QueryConfig);
+        assert_eq!(aoe.tag(), 0x8000_0001);
+        let c = ConfigArg::new_checked(&buf[ARG_OFFSET..n]).unwrap();
+        assert_eq!((c.aoe_version(), c.command()), (1, ConfigCommand::Read));
+        assert_eq!((c.buffer_count(), c.string_len()), (0, 0));
+        assert!(buf[ARG_OFFSET + CONFIG_ARG_LEN..n].iter().all(|&b| b == 0));
     }
 
     #[test]
     fn ata_write_and_read_lengths() {
         let mut buf = vec![0u8; 2048];
-        put_headers(&mut buf, &[1; 6], &[2; 6], 1, 1, Command::Ata);
+        put_headers(&mut buf, A, B, 1, 1, Command::Ata);
         assert_eq!(
-            ata_request(&mut buf, 0x34, true, true, 0x0012_3456_789a, 2),
-            36 + 1024
+            rw_request(&mut buf, true, true, 0x0012_3456_789a, 2),
+            ATA_DATA_OFFSET + 2 * SECTOR_SIZE
         );
-        assert_eq!(buf[24], 0x41);
-        assert_eq!(&buf[28..34], &[0x9a, 0x78, 0x56, 0x34, 0x12, 0]);
-        assert_eq!(ata_request(&mut buf, 0x20, false, false, 5, 2), 60);
-        assert_eq!(buf[24], 0);
-        assert_eq!(buf[31], 0xe0);
+        let arg = AtaArg::new_checked(&buf[ARG_OFFSET..]).unwrap();
+        assert_eq!(arg.aflags(), AFLAG_EXTENDED | AFLAG_WRITE);
+        assert_eq!(arg.command(), CMD_WRITE_EXT);
+        assert_eq!(arg.sector_count(), 2);
+        assert_eq!(arg.lba(), 0x0012_3456_789a);
+
+        assert_eq!(rw_request(&mut buf, false, false, 5, 2), MIN_FRAME_LEN);
+        let arg = AtaArg::new_checked(&buf[ARG_OFFSET..]).unwrap();
+        assert_eq!(arg.aflags(), 0);
+        assert_eq!(arg.command(), CMD_READ);
+        // LBA28: 0xE0 in the top nibble of lba3, masked off when echoed.
+        assert_eq!(arg.lba(), 0xE000_0005);
+        assert_eq!(echoed_lba(&arg, false), 5);
     }
 
     #[test]
-    fn identify_capacity() {
-        let id = aoe_proto::ata::Identity {
-            serial: "s".into(),
-            firmware: "f".into(),
-            model: "Test Model".into(),
-            sectors: 0x1_2345_6789,
+    fn identify_has_no_lba() {
+        let mut buf = vec![0xFFu8; 128];
+        put_headers(&mut buf, A, B, 1, 1, Command::Ata);
+        assert_eq!(identify_request(&mut buf), MIN_FRAME_LEN);
+        let arg = AtaArg::new_checked(&buf[ARG_OFFSET..]).unwrap();
+        assert_eq!(
+            (arg.aflags(), arg.command(), arg.sector_count()),
+            (0, CMD_IDENTIFY, 1)
+        );
+        assert_eq!(arg.lba(), 0);
+        assert!(buf[ARG_OFFSET + ATA_ARG_LEN..MIN_FRAME_LEN]
+            .iter()
+            .all(|&b| b == 0));
+    }
+
+    #[test]
+    fn replies_untagged_and_vlan_tagged() {
+        // A Query Config response, untagged and then behind an 802.1Q tag.
+        let mut buf = vec![0u8; 128];
+        put_headers(&mut buf, B, A, 3, 4, Command::QueryConfig);
+        let mut aoe = aoe_header(&mut buf);
+        aoe.set_flags(aoe_proto::wire::FLAG_RESPONSE, 0);
+        aoe.set_tag(77);
+        ConfigArg::new_checked(&mut buf[ARG_OFFSET..])
+            .unwrap()
+            .write_response(64, 0x4019, 0, ConfigCommand::Read, b"hi")
+            .unwrap();
+        let check = |frame: &[u8]| {
+            let r = parse_reply(frame).expect("a response");
+            assert_eq!((r.src, r.shelf, r.slot, r.tag), (A, 3, 4, 77));
+            assert!(!r.is_error());
+            let c = parse_config(&r).unwrap();
+            assert_eq!(
+                (c.buffer_count, c.firmware, c.max_sectors()),
+                (64, 0x4019, 2)
+            );
+            assert_eq!(c.config_string, "hi");
+            assert_eq!(
+                serde_json::to_value(&c).unwrap()["mac"],
+                "01:01:01:01:01:01"
+            );
         };
-        let page = aoe_proto::ata::identify_page(&id);
-        let i = parse_identify(&page).unwrap();
-        assert!(i.lba48);
-        assert_eq!(i.sectors, 0x1_2345_6789);
-        assert_eq!(identify_model(&page), "Test Model");
+        check(&buf);
+        let mut tagged = buf[..12].to_vec();
+        tagged.extend_from_slice(&ETHERTYPE_VLAN.to_be_bytes());
+        tagged.extend_from_slice(&[0, 5]);
+        tagged.extend_from_slice(&buf[12..]);
+        check(&tagged);
+        // Requests are not replies.
+        aoe_header(&mut buf).set_flags(0, 0);
+        assert!(parse_reply(&buf).is_none());
     }
 }

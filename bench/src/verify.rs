@@ -6,6 +6,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+use aoe_proto::SECTOR_SIZE;
+
 const MAGIC: &[u8; 8] = b"AOEBSTA1";
 const HEADER_LEN: usize = 32;
 
@@ -31,7 +33,7 @@ fn pattern_words(lba: u64, generation: u64) -> impl Iterator<Item = u64> {
 pub fn fill_sector(sector: &mut [u8], lba: u64, generation: u64) {
     sector[0..8].copy_from_slice(&lba.to_le_bytes());
     sector[8..16].copy_from_slice(&generation.to_le_bytes());
-    for (chunk, w) in sector[16..512]
+    for (chunk, w) in sector[16..SECTOR_SIZE]
         .chunks_exact_mut(8)
         .zip(pattern_words(lba, generation))
     {
@@ -107,7 +109,7 @@ pub fn check_sector(sector: &[u8], lba: u64, expected: u64, newest: u64) -> Resu
             });
         }
     }
-    for (i, (chunk, w)) in sector[16..512]
+    for (i, (chunk, w)) in sector[16..SECTOR_SIZE]
         .chunks_exact(8)
         .zip(pattern_words(lba, generation))
         .enumerate()
@@ -141,6 +143,38 @@ impl State {
         self.generations.iter().copied().max().unwrap_or(0)
     }
 
+    /// Sectors with a known acknowledged generation.
+    pub fn acknowledged(&self) -> u64 {
+        self.generations.iter().filter(|&&g| g != 0).count() as u64
+    }
+
+    /// The state of the first `sectors` sectors of the target: what `path`
+    /// records for them if it exists, else nothing known.
+    pub fn for_region(path: Option<&Path>, sectors: u64) -> Result<Self, String> {
+        let mut state = Self::new(0, sectors);
+        let Some(path) = path.filter(|p| p.exists()) else {
+            return Ok(state);
+        };
+        let loaded = Self::load(path).map_err(|e| e.to_string())?;
+        if loaded.first_lba != 0 {
+            return Err(format!(
+                "{}: the state's region does not start at LBA 0",
+                path.display()
+            ));
+        }
+        let n = loaded.generations.len().min(state.generations.len());
+        state.generations[..n].copy_from_slice(&loaded.generations[..n]);
+        if loaded.generations.len() != state.generations.len() {
+            eprintln!(
+                "aoe-bench: warning: {} covers {} sectors, the region {}",
+                path.display(),
+                loaded.generations.len(),
+                state.generations.len()
+            );
+        }
+        Ok(state)
+    }
+
     /// Binary file: magic, first LBA, sector count, reserved, then one
     /// little-endian u64 per sector.
     pub fn save(&self, path: &Path) -> io::Result<()> {
@@ -156,7 +190,10 @@ impl State {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&out)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // The rename is durable once the directory is.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     }
 
     pub fn load(path: &Path) -> io::Result<Self> {
@@ -188,9 +225,11 @@ impl State {
 mod tests {
     use super::*;
 
+    const GOLDEN: u64 = 9_102_968_243_940_167_234;
+
     #[test]
     fn roundtrip_and_mismatches() {
-        let mut s = [0u8; 512];
+        let mut s = [0u8; SECTOR_SIZE];
         fill_sector(&mut s, 77, 5);
         assert_eq!(check_sector(&s, 77, 5, 9), Ok(()));
         assert_eq!(check_sector(&s, 77, 3, 0), Ok(()));
@@ -213,12 +252,25 @@ mod tests {
             Err(Mismatch::Corrupt { .. })
         ));
         // Unknown sectors: zeros and foreign data pass, our torn data does not.
-        assert_eq!(check_sector(&[0u8; 512], 77, 0, 0), Ok(()));
+        assert_eq!(check_sector(&[0u8; SECTOR_SIZE], 77, 0, 0), Ok(()));
         // An unknown sector may hold any earlier run's generation.
-        let mut old = [0u8; 512];
+        let mut old = [0u8; SECTOR_SIZE];
         fill_sector(&mut old, 77, 1000);
         assert_eq!(check_sector(&old, 77, 0, 10), Ok(()));
         assert!(check_sector(&s, 77, 0, 0).is_err());
+    }
+
+    #[test]
+    fn pattern_is_stable() {
+        // Sectors written by one build are checked by another (--state across
+        // runs): the stamp format must never change.
+        let mut s = [0u8; SECTOR_SIZE];
+        fill_sector(&mut s, 1, 2);
+        assert_eq!(&s[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        let sum = s
+            .iter()
+            .fold(0u64, |a, &b| a.wrapping_mul(31).wrapping_add(b as u64));
+        assert_eq!(sum, GOLDEN);
     }
 
     #[test]
@@ -231,5 +283,30 @@ mod tests {
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(back, st);
         assert_eq!(back.newest(), 42);
+        assert_eq!(back.acknowledged(), 1);
+    }
+
+    #[test]
+    fn region_from_a_state_file() {
+        let path = std::env::temp_dir().join(format!("aoe-bench-region-{}", std::process::id()));
+        // No file: nothing known.
+        let none = State::for_region(Some(&path), 8).unwrap();
+        assert_eq!((none.generations.len(), none.acknowledged()), (8, 0));
+        let mut st = State::new(0, 4);
+        st.generations[1] = 7;
+        st.generations[3] = 9;
+        st.save(&path).unwrap();
+        // A smaller region takes the prefix, a larger one pads with zeros.
+        let small = State::for_region(Some(&path), 2).unwrap();
+        assert_eq!(small.generations, vec![0, 7]);
+        let big = State::for_region(Some(&path), 6).unwrap();
+        assert_eq!(big.generations, vec![0, 7, 0, 9, 0, 0]);
+        assert_eq!(big.acknowledged(), 2);
+        // A state that starts elsewhere is refused.
+        State::new(5, 4).save(&path).unwrap();
+        assert!(State::for_region(Some(&path), 4).is_err());
+        std::fs::write(&path, b"junk").unwrap();
+        assert!(State::for_region(Some(&path), 4).is_err());
+        std::fs::remove_file(&path).unwrap();
     }
 }

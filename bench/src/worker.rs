@@ -2,15 +2,14 @@
 //! driven by batched sendmmsg/recvmmsg on its own packet socket.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aoe_proto::ata::{CMD_READ, CMD_READ_EXT, CMD_WRITE, CMD_WRITE_EXT};
-use aoe_proto::wire::{AtaArg, Command, MacAddr, ATA_DATA_OFFSET};
+use aoe_proto::wire::{AtaArg, Command, ATA_DATA_OFFSET};
+use aoe_proto::{MacAddr, SECTOR_SIZE};
 use hdrhistogram::Histogram;
 
 use crate::frames;
-use crate::sock::{PacketSocket, RxBatch, TxBatch};
+use crate::sock::{PacketSocket, RxBatch, TxBatch, MAX_BATCH};
 use crate::verify;
 
 /// Tag layout: bit 31 set (a userland initiator), bits 30..24 the thread
@@ -18,12 +17,24 @@ use crate::verify;
 /// per-slot sequence bumped on every (re)transmission.
 pub const MAX_THREADS: usize = 128;
 pub const MAX_DEPTH_PER_THREAD: usize = 4096;
+const SEQ_MASK: u16 = 0xfff;
+
+/// Failure messages kept per thread (all are counted).
+const MAX_FAILURE_REPORTS: usize = 10;
+
+/// How long a stopping worker waits for the requests in flight.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 fn make_tag(thread: u8, slot: usize, seq: u16) -> u32 {
     0x8000_0000
         | ((thread as u32 & 0x7f) << 24)
         | ((slot as u32 & 0xfff) << 12)
-        | (seq as u32 & 0xfff)
+        | (seq & SEQ_MASK) as u32
+}
+
+/// (thread, slot) of one of our tags.
+fn split_tag(tag: u32) -> Option<(u8, usize)> {
+    (tag >> 31 == 1).then_some((((tag >> 24) & 0x7f) as u8, ((tag >> 12) & 0xfff) as usize))
 }
 
 /// Live counters the main thread prints once a second.
@@ -70,10 +81,8 @@ pub struct Config {
     pub gen_base: u64,
     pub timeout: Duration,
     pub max_retries: u32,
-    pub batch: usize,
     pub rx_frame_len: usize,
     pub seed: u64,
-    pub max_failure_reports: usize,
 }
 
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
@@ -96,6 +105,7 @@ pub struct Errors {
 }
 
 impl Errors {
+    /// Failed requests (send failures are retried, so they do not count).
     pub fn total(&self) -> u64 {
         self.aoe + self.ata + self.timeout + self.short + self.verify + self.mismatch
     }
@@ -124,42 +134,24 @@ pub struct Report {
     pub sectors_verified: u64,
     pub sectors_with_expectation: u64,
     pub failures: Vec<String>,
+    /// The share's last acknowledged generations, updated (verify only).
     pub expected: Vec<u64>,
-    pub newest_gen: u64,
     pub first_lba: u64,
     pub end: Instant,
 }
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Slot {
     busy: bool,
     read: bool,
-    sectors: u8,
     seq: u16,
     len: u16,
     retries: u32,
     tag: u32,
     chunk: u64,
     generation: u64,
-    issued: Option<Instant>,
-    sent: Option<Instant>,
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in 0..n (Lemire's multiply-shift, bias negligible here).
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
+    issued: Instant,
+    sent: Instant,
 }
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -173,29 +165,28 @@ struct Worker {
     bufs: Vec<u8>,
     slot_len: usize,
     free: Vec<usize>,
+    /// One bit per chunk with a request in flight (verify only).
     busy_chunks: Vec<u64>,
     inflight: usize,
     cursor: u64,
     seq_done: bool,
     generation: u64,
-    rng: Rng,
+    rng: fastrand::Rng,
     r: Report,
 }
 
 impl Worker {
     fn new(mut cfg: Config) -> Self {
-        let data = cfg.sectors as usize * 512;
-        let slot_len = (ATA_DATA_OFFSET + data).max(64).next_multiple_of(64);
+        let slot_len = (ATA_DATA_OFFSET + frames::data_len(cfg.sectors)).next_multiple_of(64);
         let mut bufs = vec![0xA5u8; slot_len * cfg.depth];
         for b in bufs.chunks_exact_mut(slot_len) {
-            frames::put_headers(b, &cfg.dst, &cfg.src, cfg.shelf, cfg.slot, Command::Ata);
+            frames::put_headers(b, cfg.dst, cfg.src, cfg.shelf, cfg.slot, Command::Ata);
         }
         let busy_chunks = if cfg.verify || cfg.verify_only {
             vec![0u64; (cfg.chunks as usize).div_ceil(64)]
         } else {
             Vec::new()
         };
-        let expected = std::mem::take(&mut cfg.expected);
         let r = Report {
             read_hist: new_histogram(),
             write_hist: new_histogram(),
@@ -209,18 +200,26 @@ impl Worker {
             sectors_verified: 0,
             sectors_with_expectation: 0,
             failures: Vec::new(),
-            expected,
-            newest_gen: cfg.gen_base.saturating_sub(1),
+            expected: std::mem::take(&mut cfg.expected),
             first_lba: cfg.first_lba,
             end: Instant::now(),
         };
-        let mut rng = Rng(cfg.seed | 1);
+        let mut rng = fastrand::Rng::with_seed(cfg.seed);
         // Random first sequence per slot, so consecutive runs do not reuse
         // each other's tags (the Linux initiator mixes in jiffies).
+        let now = Instant::now();
         let slots = (0..cfg.depth)
             .map(|_| Slot {
-                seq: (rng.next() & 0xfff) as u16,
-                ..Slot::default()
+                busy: false,
+                read: false,
+                seq: rng.u16(..=SEQ_MASK),
+                len: 0,
+                retries: 0,
+                tag: 0,
+                chunk: 0,
+                generation: 0,
+                issued: now,
+                sent: now,
             })
             .collect();
         Self {
@@ -244,14 +243,12 @@ impl Worker {
     }
 
     fn set_chunk_busy(&mut self, c: u64, busy: bool) {
-        if self.busy_chunks.is_empty() {
-            return;
-        }
-        let w = &mut self.busy_chunks[(c / 64) as usize];
-        if busy {
-            *w |= 1 << (c % 64);
-        } else {
-            *w &= !(1 << (c % 64));
+        if let Some(w) = self.busy_chunks.get_mut((c / 64) as usize) {
+            if busy {
+                *w |= 1 << (c % 64);
+            } else {
+                *w &= !(1 << (c % 64));
+            }
         }
     }
 
@@ -268,7 +265,7 @@ impl Worker {
         }
         if self.cfg.random {
             for _ in 0..16 {
-                let c = self.rng.below(n);
+                let c = self.rng.u64(..n);
                 if !self.chunk_busy(c) {
                     return Some(c);
                 }
@@ -286,8 +283,29 @@ impl Worker {
         }
     }
 
+    fn lba_of(&self, chunk: u64) -> u64 {
+        self.cfg.first_lba + chunk * self.cfg.sectors as u64
+    }
+
     fn slot_buf(&mut self, s: usize) -> &mut [u8] {
         &mut self.bufs[s * self.slot_len..(s + 1) * self.slot_len]
+    }
+
+    /// Keeps the first few failure messages.
+    fn note_failure(&mut self, msg: impl FnOnce() -> String) {
+        if self.r.failures.len() < MAX_FAILURE_REPORTS {
+            self.r.failures.push(msg());
+        }
+    }
+
+    /// Gives slot `s` a new tag for its next transmission.
+    fn retag(&mut self, s: usize, now: Instant) {
+        let slot = &mut self.slots[s];
+        slot.seq = (slot.seq + 1) & SEQ_MASK;
+        slot.tag = make_tag(self.cfg.id, s, slot.seq);
+        slot.sent = now;
+        let tag = slot.tag;
+        frames::set_tag(self.slot_buf(s), tag);
     }
 
     /// Builds a fresh request in slot `s`; false if no chunk is free.
@@ -295,53 +313,37 @@ impl Worker {
         let Some(chunk) = self.pick_chunk() else {
             return false;
         };
-        let read = self.cfg.verify_only
-            || (self.cfg.read_pct > 0 && self.rng.below(100) < self.cfg.read_pct as u64);
+        let read = self.cfg.verify_only || self.rng.u8(..100) < self.cfg.read_pct;
         let n = self.cfg.sectors;
-        let lba = self.cfg.first_lba + chunk * n as u64;
-        let lba48 = self.cfg.lba48;
-        let cmd = match (read, lba48) {
-            (true, true) => CMD_READ_EXT,
-            (true, false) => CMD_READ,
-            (false, true) => CMD_WRITE_EXT,
-            (false, false) => CMD_WRITE,
-        };
+        let lba = self.lba_of(chunk);
         let generation = if !read && self.cfg.verify {
             self.generation += 1;
             self.generation
         } else {
             0
         };
-        let pad_reads = self.cfg.pad_reads;
+        let (lba48, pad_reads) = (self.cfg.lba48, self.cfg.pad_reads);
         let buf = self.slot_buf(s);
-        let mut len = frames::ata_request(buf, cmd, !read, lba48, lba, n);
+        let data = ATA_DATA_OFFSET..ATA_DATA_OFFSET + frames::data_len(n);
+        let mut len = frames::rw_request(buf, !read, lba48, lba, n);
         if read && pad_reads {
-            let full = ATA_DATA_OFFSET + n as usize * 512;
-            buf[len..full].fill(0);
-            len = full;
+            buf[len..data.end].fill(0);
+            len = data.end;
         }
         if generation != 0 {
-            for (i, sector) in buf[ATA_DATA_OFFSET..ATA_DATA_OFFSET + n as usize * 512]
-                .chunks_exact_mut(512)
-                .enumerate()
-            {
+            for (i, sector) in buf[data].chunks_exact_mut(SECTOR_SIZE).enumerate() {
                 verify::fill_sector(sector, lba + i as u64, generation);
             }
         }
         let slot = &mut self.slots[s];
-        slot.seq = (slot.seq + 1) & 0xfff;
-        slot.tag = make_tag(self.cfg.id, s, slot.seq);
         slot.busy = true;
         slot.read = read;
-        slot.sectors = n;
         slot.len = len as u16;
         slot.retries = 0;
         slot.chunk = chunk;
         slot.generation = generation;
-        slot.issued = Some(now);
-        slot.sent = Some(now);
-        let tag = slot.tag;
-        frames::set_tag(self.slot_buf(s), tag);
+        slot.issued = now;
+        self.retag(s, now);
         self.set_chunk_busy(chunk, true);
         self.inflight += 1;
         true
@@ -364,11 +366,7 @@ impl Worker {
     fn scan_timeouts(&mut self, now: Instant, to_send: &mut Vec<usize>) {
         for s in 0..self.slots.len() {
             let slot = self.slots[s];
-            if !slot.busy {
-                continue;
-            }
-            let sent = slot.sent.expect("busy slot has a send time");
-            if now.duration_since(sent) < self.rto(slot.retries) {
+            if !slot.busy || now.duration_since(slot.sent) < self.rto(slot.retries) {
                 continue;
             }
             if slot.retries >= self.cfg.max_retries {
@@ -376,13 +374,8 @@ impl Worker {
                 self.release(s);
                 continue;
             }
-            let slot = &mut self.slots[s];
-            slot.retries += 1;
-            slot.seq = (slot.seq + 1) & 0xfff;
-            slot.tag = make_tag(self.cfg.id, s, slot.seq);
-            slot.sent = Some(now);
-            let tag = slot.tag;
-            frames::set_tag(self.slot_buf(s), tag);
+            self.slots[s].retries += 1;
+            self.retag(s, now);
             self.r.retransmits += 1;
             to_send.push(s);
         }
@@ -399,17 +392,20 @@ impl Worker {
             return;
         }
         let tag = reply.tag;
-        let s = ((tag >> 12) & 0xfff) as usize;
-        if tag >> 31 == 0
-            || ((tag >> 24) & 0x7f) as u8 != self.cfg.id
-            || s >= self.slots.len()
-            || !self.slots[s].busy
-            || self.slots[s].tag != tag
-        {
-            self.r.stale += 1;
-            return;
-        }
+        let s = match split_tag(tag) {
+            Some((thread, s))
+                if thread == self.cfg.id
+                    && self.slots.get(s).is_some_and(|x| x.busy && x.tag == tag) =>
+            {
+                s
+            }
+            _ => {
+                self.r.stale += 1;
+                return;
+            }
+        };
         let slot = self.slots[s];
+        let what = if slot.read { "read" } else { "write" };
         if reply.is_error() {
             self.r.errors.aoe += 1;
             self.release(s);
@@ -422,106 +418,114 @@ impl Worker {
         };
         // Targets echo the request's registers: a reply for another LBA
         // under this tag means the target answered the wrong request.
-        let want_lba = self.cfg.first_lba + slot.chunk * slot.sectors as u64;
-        let lba_mask = if self.cfg.lba48 {
-            0xFFFF_FFFF_FFFF
-        } else {
-            0x0FFF_FFFF
-        };
-        if arg.lba() & lba_mask != want_lba {
+        let lba = self.lba_of(slot.chunk);
+        let echoed = frames::echoed_lba(&arg, self.cfg.lba48);
+        if echoed != lba {
             self.r.errors.mismatch += 1;
-            if self.r.failures.len() < self.cfg.max_failure_reports {
-                self.r.failures.push(format!(
-                    "reply for tag {tag:#010x} carries LBA {} but the {} was for LBA {want_lba}",
-                    arg.lba() & lba_mask,
-                    if slot.read { "read" } else { "write" },
-                ));
-            }
+            self.note_failure(|| {
+                format!("reply for tag {tag:#010x} carries LBA {echoed} but the {what} was for LBA {lba}")
+            });
             return;
         }
-        if arg.status() & 0x01 != 0 {
+        if arg.status() & aoe_proto::error::ATA_STATUS_ERR != 0 {
             self.r.errors.ata += 1;
-            if self.r.failures.len() < self.cfg.max_failure_reports {
-                self.r.failures.push(format!(
-                    "ATA error on {} at LBA {}: status {:#04x} err {:#04x}",
-                    if slot.read { "read" } else { "write" },
-                    self.cfg.first_lba + slot.chunk * slot.sectors as u64,
-                    arg.status(),
-                    arg.err()
-                ));
-            }
+            let (status, err) = (arg.status(), arg.err());
+            self.note_failure(|| {
+                format!("ATA error on {what} at LBA {lba}: status {status:#04x} err {err:#04x}")
+            });
             self.release(s);
             return;
         }
-        let lat = now
-            .saturating_duration_since(slot.issued.expect("busy slot has an issue time"))
-            .as_nanos() as u64;
-        let n = slot.sectors as usize;
-        let lba = self.cfg.first_lba + slot.chunk * n as u64;
+        let lat = now.saturating_duration_since(slot.issued).as_nanos() as u64;
+        let n = self.cfg.sectors as usize;
         let local = (slot.chunk * n as u64) as usize;
+        let bytes = frames::data_len(self.cfg.sectors);
         if slot.read {
-            let data = &reply.arg[aoe_proto::wire::ATA_ARG_LEN..];
-            if data.len() < n * 512 {
+            let Some(data) = arg.data().get(..bytes) else {
                 self.r.errors.short += 1;
                 self.release(s);
                 return;
-            }
+            };
             if self.cfg.verify || self.cfg.verify_only {
-                let newest = if self.cfg.verify {
-                    self.generation.max(self.cfg.newest_before)
-                } else {
-                    0
-                };
-                for i in 0..n {
-                    let expected = self.r.expected[local + i];
-                    self.r.sectors_verified += 1;
-                    if expected != 0 {
-                        self.r.sectors_with_expectation += 1;
-                    }
-                    let sector = &data[i * 512..(i + 1) * 512];
-                    if let Err(m) = verify::check_sector(sector, lba + i as u64, expected, newest) {
-                        self.r.errors.verify += 1;
-                        if self.r.failures.len() < self.cfg.max_failure_reports {
-                            self.r
-                                .failures
-                                .push(format!("verify: LBA {}: {m}", lba + i as u64));
-                        }
-                    }
-                }
+                self.check_read(data, lba, local);
             }
             self.r.reads += 1;
-            self.r.bytes_read += (n * 512) as u64;
+            self.r.bytes_read += bytes as u64;
             self.r.read_hist.saturating_record(lat.max(1));
         } else {
             if slot.generation != 0 {
                 self.r.expected[local..local + n].fill(slot.generation);
             }
             self.r.writes += 1;
-            self.r.bytes_written += (n * 512) as u64;
+            self.r.bytes_written += bytes as u64;
             self.r.write_hist.saturating_record(lat.max(1));
         }
         self.release(s);
     }
 
+    /// Checks the sectors of a read reply against the expected generations
+    /// of the share starting at index `local`.
+    fn check_read(&mut self, data: &[u8], lba: u64, local: usize) {
+        let newest = if self.cfg.verify {
+            self.generation.max(self.cfg.newest_before)
+        } else {
+            0
+        };
+        for (i, sector) in data.chunks_exact(SECTOR_SIZE).enumerate() {
+            let expected = self.r.expected[local + i];
+            self.r.sectors_verified += 1;
+            if expected != 0 {
+                self.r.sectors_with_expectation += 1;
+            }
+            let at = lba + i as u64;
+            if let Err(m) = verify::check_sector(sector, at, expected, newest) {
+                self.r.errors.verify += 1;
+                self.note_failure(|| format!("verify: LBA {at}: {m}"));
+            }
+        }
+    }
+
+    fn publish(&self, live: &Live) {
+        let r = &self.r;
+        live.ops.store(r.reads + r.writes, Ordering::Relaxed);
+        live.bytes
+            .store(r.bytes_read + r.bytes_written, Ordering::Relaxed);
+        live.retransmits.store(r.retransmits, Ordering::Relaxed);
+        live.errors.store(r.errors.total(), Ordering::Relaxed);
+    }
+
+    /// Sends the requests of the slots in `to_send`, a batch at a time.
+    /// Frames the kernel did not take are lost: the timeout scan resends
+    /// them.
+    fn send(&mut self, tx: &mut TxBatch, sock: &PacketSocket, to_send: &[usize]) {
+        for batch in to_send.chunks(MAX_BATCH) {
+            let frames = batch.iter().map(|&s| {
+                let start = s * self.slot_len;
+                &self.bufs[start..start + self.slots[s].len as usize]
+            });
+            match tx.send(sock, frames) {
+                Ok(k) if k == batch.len() => {}
+                _ => self.r.errors.send += 1,
+            }
+        }
+    }
+
     fn run(mut self, sock: PacketSocket, stop: &AtomicBool, live: &Live) -> Report {
-        let batch = self.cfg.batch.max(1);
-        let mut tx = TxBatch::new(batch);
-        let mut rx = RxBatch::new(batch, self.cfg.rx_frame_len);
+        let mut tx = TxBatch::new();
+        let mut rx = RxBatch::new(self.cfg.rx_frame_len);
         let mut to_send: Vec<usize> = Vec::with_capacity(self.cfg.depth);
         let scan_every =
             (self.cfg.timeout / 4).clamp(Duration::from_micros(500), Duration::from_millis(10));
         let mut next_scan = Instant::now() + scan_every;
         let mut stop_at: Option<Instant> = None;
-        let drain_limit = Duration::from_secs(10);
         loop {
             let now = Instant::now();
             let stopping = stop.load(Ordering::Relaxed)
                 || self.seq_done
-                || crate::SIGNALLED.load(Ordering::Relaxed)
                 || self.cfg.deadline.is_some_and(|d| now >= d);
             if stopping {
                 let t = *stop_at.get_or_insert(now);
-                if self.inflight == 0 || now.duration_since(t) > drain_limit {
+                if self.inflight == 0 || now.duration_since(t) > DRAIN_LIMIT {
                     self.r.errors.timeout += self.inflight as u64;
                     break;
                 }
@@ -539,32 +543,12 @@ impl Worker {
                 next_scan = now + scan_every;
             }
             let sent_any = !to_send.is_empty();
-            let mut i = 0;
-            while i < to_send.len() {
-                let end = (i + tx.capacity()).min(to_send.len());
-                let bufs = &self.bufs;
-                let slot_len = self.slot_len;
-                let slots = &self.slots;
-                let frames = to_send[i..end]
-                    .iter()
-                    .map(|&s| &bufs[s * slot_len..s * slot_len + slots[s].len as usize]);
-                match tx.send(&sock, frames) {
-                    Ok(k) => {
-                        if k < end - i {
-                            self.r.errors.send += 1;
-                        }
-                    }
-                    Err(_) => self.r.errors.send += 1,
-                }
-                // Unsent frames are simply lost: the timeout scan resends them.
-                i = end;
-            }
+            self.send(&mut tx, &sock, &to_send);
             to_send.clear();
             let wait = !self.cfg.busy_poll && !sent_any && self.inflight > 0;
-            if self.inflight == 0 && stopping {
-                continue;
-            }
-            let n = match rx.recv(&sock, wait) {
+            // No more replies are due than requests in flight (stale ones
+            // wait for the next call).
+            let n = match rx.recv(&sock, wait, self.inflight) {
                 Ok(n) => n,
                 Err(e) => {
                     eprintln!("aoe-bench: thread {}: recvmmsg: {e}", self.cfg.id);
@@ -575,29 +559,20 @@ impl Worker {
             if n > 0 {
                 let t = Instant::now();
                 for k in 0..n {
-                    let frame = rx.frame(k);
-                    self.complete(frame, t);
+                    self.complete(rx.frame(k), t);
                 }
-                live.ops
-                    .store(self.r.reads + self.r.writes, Ordering::Relaxed);
-                live.bytes
-                    .store(self.r.bytes_read + self.r.bytes_written, Ordering::Relaxed);
-                live.retransmits
-                    .store(self.r.retransmits, Ordering::Relaxed);
-                live.errors.store(self.r.errors.total(), Ordering::Relaxed);
+                self.publish(live);
             }
         }
         self.r.end = Instant::now();
-        self.r.newest_gen = self.generation;
-        live.ops
-            .store(self.r.reads + self.r.writes, Ordering::Relaxed);
+        self.publish(live);
         live.done.store(true, Ordering::Release);
         self.r
     }
 }
 
-pub fn run(cfg: Config, sock: PacketSocket, stop: Arc<AtomicBool>, live: Arc<Live>) -> Report {
-    Worker::new(cfg).run(sock, &stop, &live)
+pub fn run(cfg: Config, sock: PacketSocket, stop: &AtomicBool, live: &Live) -> Report {
+    Worker::new(cfg).run(sock, stop, live)
 }
 
 #[cfg(test)]
@@ -608,18 +583,16 @@ mod tests {
     fn tag_layout() {
         let t = make_tag(5, 4095, 0xabc);
         assert_eq!(t >> 31, 1);
-        assert_eq!((t >> 24) & 0x7f, 5);
-        assert_eq!((t >> 12) & 0xfff, 4095);
+        assert_eq!(split_tag(t), Some((5, 4095)));
         assert_eq!(t & 0xfff, 0xabc);
         // The fanout program reads byte 0 of the tag & 0x7f.
         assert_eq!(t.to_be_bytes()[0] & 0x7f, 5);
-    }
-
-    #[test]
-    fn rng_below_in_range() {
-        let mut r = Rng(12345);
-        for _ in 0..1000 {
-            assert!(r.below(7) < 7);
-        }
+        // Tags without bit 31 are not ours.
+        assert_eq!(split_tag(0x0512_3456), None);
+        // The slot field holds every slot of a thread.
+        assert_eq!(
+            split_tag(make_tag(0, MAX_DEPTH_PER_THREAD - 1, 0)),
+            Some((0, 4095))
+        );
     }
 }

@@ -101,6 +101,27 @@ static __always_inline int resize(struct xdp_md *ctx, int want)
 	return bpf_xdp_adjust_tail(ctx, want - len);
 }
 
+/* Makes the reply `len` bytes long and zeroes bytes from..MIN_FRAME of it
+ * (what the request carried there is not part of the reply). Returns the
+ * frame, at least `need` bytes long, or NULL: drop it. */
+static __always_inline unsigned char *reply_frame(struct xdp_md *ctx, int len, int need, int from)
+{
+	unsigned char *p, *end;
+
+	if (resize(ctx, len)) {
+		count(ST_GROW_FAILED);
+		return NULL;
+	}
+	p = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	if (p + need > end)
+		return NULL;
+#pragma unroll
+	for (int i = from; i < MIN_FRAME; i++)
+		p[i] = 0;
+	return p;
+}
+
 static __always_inline void put16(unsigned char *p, int off, __u16 v)
 {
 	p[off] = v >> 8;
@@ -137,13 +158,8 @@ int aoe_respond(struct xdp_md *ctx)
 	if (cmd == 1) { /* Query Config */
 		if ((p[29] & 0x0f) != 0)
 			return XDP_PASS; /* only "read" */
-		if (resize(ctx, MIN_FRAME)) {
-			count(ST_GROW_FAILED);
-			return XDP_DROP;
-		}
-		p = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (p + MIN_FRAME > end)
+		p = reply_frame(ctx, MIN_FRAME, MIN_FRAME, 32);
+		if (!p)
 			return XDP_DROP;
 		swap_macs(p);
 		if (p[6] & 1) { /* the request went to a group address */
@@ -165,9 +181,6 @@ int aoe_respond(struct xdp_md *ctx)
 		p[28] = MAXSECT;
 		p[29] = 0x10;
 		put16(p, 30, 0);
-#pragma unroll
-		for (int i = 32; i < MIN_FRAME; i++)
-			p[i] = 0;
 		count(ST_CONFIG);
 		return XDP_TX;
 	}
@@ -185,17 +198,8 @@ int aoe_respond(struct xdp_md *ctx)
 	p[27] = 0x40; /* DRDY */
 
 	if (acmd == 0x30 || acmd == 0x34) {
-		if (resize(ctx, MIN_FRAME)) {
-			count(ST_GROW_FAILED);
+		if (!reply_frame(ctx, MIN_FRAME, MIN_FRAME, ATA_HDR))
 			return XDP_DROP;
-		}
-		p = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (p + MIN_FRAME > end)
-			return XDP_DROP;
-#pragma unroll
-		for (int i = ATA_HDR; i < MIN_FRAME; i++)
-			p[i] = 0;
 		count(ST_WRITE);
 		return XDP_TX;
 	}
@@ -209,34 +213,16 @@ int aoe_respond(struct xdp_md *ctx)
 			return XDP_TX;
 		}
 		/* The grown area is zeroed by the kernel: zero-filled sectors. */
-		if (resize(ctx, ATA_HDR + (int)count_s * 512)) {
-			count(ST_GROW_FAILED);
+		if (!reply_frame(ctx, ATA_HDR + (int)count_s * 512, MIN_FRAME, ATA_HDR))
 			return XDP_DROP;
-		}
-		p = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (p + MIN_FRAME > end)
-			return XDP_DROP;
-		/* Whatever padding the request carried is not sector data. */
-#pragma unroll
-		for (int i = ATA_HDR; i < MIN_FRAME; i++)
-			p[i] = 0;
 		count(ST_READ);
 		return XDP_TX;
 	}
 	if (acmd == 0xec) {
-		if (resize(ctx, ATA_HDR + 512)) {
-			count(ST_GROW_FAILED);
-			return XDP_DROP;
-		}
-		p = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		if (p + ATA_HDR + 512 > end)
-			return XDP_DROP;
 		/* The kernel zeroed what was grown; zero the rest of the page. */
-#pragma unroll
-		for (int i = ATA_HDR; i < MIN_FRAME; i++)
-			p[i] = 0;
+		p = reply_frame(ctx, ATA_HDR + 512, ATA_HDR + 512, ATA_HDR);
+		if (!p)
+			return XDP_DROP;
 		IDW(p, 0, 0x0040);
 		IDW(p, 49, 0x0200);
 		IDW(p, 60, (CAPACITY > 0x0fffffff ? 0x0fffffff : CAPACITY) & 0xffff);
