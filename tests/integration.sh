@@ -213,7 +213,7 @@ test_storage_full() {
 		test "$(peer status "$IF_I" 5 1 0x24 0 2 | cut -d' ' -f1-2)" = "0 0x40"
 	check "target still alive" target_alive
 	stop_target
-	check "log reports the I/O errors with their cause" target_logged "storage I/O failed: write \\(No space left on device\\)"
+	check "log reports the I/O errors with their cause" target_logged "storage I/O failed: write \\(No space left on device \\(os error 28\\)\\)"
 	unmount "$mnt"
 	del_loop "$LOOP_DEV"
 }
