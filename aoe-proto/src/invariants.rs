@@ -21,6 +21,17 @@ pub struct Seen {
     pub flushes: u64,
 }
 
+impl Seen {
+    /// Every kind of action was seen at least once.
+    pub fn reaches_every_action(&self) -> bool {
+        self.dropped > 0
+            && self.replies > 0
+            && self.reads > 0
+            && self.writes > 0
+            && self.flushes > 0
+    }
+}
+
 impl std::ops::Add for Seen {
     type Output = Seen;
 

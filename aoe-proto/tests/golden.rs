@@ -2,7 +2,7 @@
 //! the exact responses and actions the target must produce.
 
 use aoe_proto::ata::Identity;
-use aoe_proto::wire::{AoeHeader, AtaArg, ConfigArg, EthernetFrame};
+use aoe_proto::wire::{AoeHeader, AtaArg, ConfigArg, EthernetFrame, RequestHeader};
 use aoe_proto::{Action, AtaFailure, BlockIo, Dropped, ExportInfo, MacAddr, Target, TargetParams};
 
 const TARGET_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
@@ -44,16 +44,7 @@ fn request(shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
 }
 
 fn request_from(src: MacAddr, shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0xFF; 6]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x88, 0xA2, 0x10, 0x00]);
-    f.extend_from_slice(&shelf.to_be_bytes());
-    f.push(slot);
-    f.push(cmd);
-    f.extend_from_slice(&tag.to_be_bytes());
-    f.extend_from_slice(arg);
-    f
+    RequestHeader::broadcast(src, shelf, slot, cmd.into(), tag).frame(arg)
 }
 
 fn ata_arg(aflags: u8, cmd: u8, count: u8, lba: u64) -> Vec<u8> {

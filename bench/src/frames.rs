@@ -6,8 +6,9 @@ use std::fmt::Display;
 use aoe_proto::ata::{CMD_IDENTIFY, CMD_READ, CMD_READ_EXT, CMD_WRITE, CMD_WRITE_EXT};
 use aoe_proto::wire::{
     ata::{AFLAG_EXTENDED, AFLAG_WRITE},
-    AoeHeader, AtaArg, Command, ConfigArg, ConfigCommand, EthernetFrame, AOE_HEADER_LEN,
-    ARG_OFFSET, ATA_DATA_OFFSET, CONFIG_ARG_LEN, ETHERTYPE_AOE, ETH_HEADER_LEN, FLAG_ERROR,
+    AoeHeader, AtaArg, Command, ConfigArg, ConfigCommand, EthernetFrame, RequestHeader,
+    AOE_HEADER_LEN, ARG_OFFSET, ATA_DATA_OFFSET, CONFIG_ARG_LEN, ETHERTYPE_AOE, ETH_HEADER_LEN,
+    FLAG_ERROR,
 };
 use aoe_proto::{pad_frame, MacAddr, SECTOR_SIZE};
 
@@ -27,16 +28,16 @@ pub fn put_headers(
     slot: u8,
     cmd: Command,
 ) -> usize {
-    let mut eth = EthernetFrame::new_checked(&mut buf[..]).expect("frame buffer too short");
-    eth.set_dst(&dst);
-    eth.set_src(&src);
-    eth.set_ethertype_aoe();
-    let mut aoe = aoe_header(buf);
-    aoe.set_flags(0, 0);
-    aoe.set_address(shelf, slot);
-    aoe.set_command(cmd);
-    aoe.set_tag(0);
-    ARG_OFFSET
+    RequestHeader {
+        dst,
+        src,
+        shelf,
+        slot,
+        command: cmd,
+        tag: 0,
+    }
+    .write(buf)
+    .expect("frame buffer too short")
 }
 
 fn aoe_header(buf: &mut [u8]) -> AoeHeader<&mut [u8]> {

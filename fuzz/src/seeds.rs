@@ -7,6 +7,7 @@
 //! only code an input can reach: `make_corpus` and `tests/corpus.rs`
 //! include this file as a module.
 
+use aoe_proto::wire::RequestHeader;
 use aoe_proto::MacAddr;
 use aoe_proto_fuzz::{encode, MAX_BUF_LEN, SECTORS};
 
@@ -20,16 +21,7 @@ const JUMBO_BUF: usize = 9018;
 const TAG: u32 = 0x0003_4A2B;
 
 fn request_from(src: MacAddr, shelf: u16, slot: u8, cmd: u8, tag: u32, arg: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&[0xFF; 6]);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x88, 0xA2, 0x10, 0x00]);
-    f.extend_from_slice(&shelf.to_be_bytes());
-    f.push(slot);
-    f.push(cmd);
-    f.extend_from_slice(&tag.to_be_bytes());
-    f.extend_from_slice(arg);
-    f
+    RequestHeader::broadcast(src, shelf, slot, cmd.into(), tag).frame(arg)
 }
 
 fn request(slot: u8, cmd: u8, arg: &[u8]) -> Vec<u8> {

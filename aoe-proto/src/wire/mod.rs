@@ -63,6 +63,7 @@ mod config;
 mod ethernet;
 mod mac;
 pub mod mask;
+mod request;
 pub mod reserve;
 
 pub use aoe::{AoeHeader, Command, AOE_HEADER_LEN, AOE_VERSION, FLAG_ERROR, FLAG_RESPONSE};
@@ -74,6 +75,7 @@ pub use ethernet::{
 };
 pub use mac::{BadMacAddr, MacAddr};
 pub use mask::{MaskArg, MaskCommand, MASK_ARG_LEN, MASK_DIRECTIVE_LEN};
+pub use request::RequestHeader;
 pub use reserve::{ReserveArg, RESERVE_ARG_LEN};
 
 // The header stack, defined once. Everything that builds, parses or sizes a
