@@ -49,6 +49,9 @@ pub enum Cause {
     Errno(i32),
     /// It moved fewer bytes than asked.
     Short { done: usize, wanted: usize },
+    /// A blocking read or write met the end of the file before moving all
+    /// its bytes (how std reports a short pread/pwrite).
+    EndOfFile,
     /// The range passes the end of the export (the protocol core checks
     /// this first; this is the second line of defence).
     OutOfRange,
@@ -58,7 +61,13 @@ impl Cause {
     fn of(e: &io::Error) -> Self {
         match e.raw_os_error() {
             Some(errno) => Cause::Errno(errno),
-            None if e.kind() == io::ErrorKind::UnexpectedEof => Cause::Short { done: 0, wanted: 0 },
+            None if matches!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero
+            ) =>
+            {
+                Cause::EndOfFile
+            }
             None => Cause::Errno(libc::EIO),
         }
     }
@@ -69,6 +78,7 @@ impl std::fmt::Display for Cause {
         match *self {
             Cause::Errno(errno) => write!(f, "{}", io::Error::from_raw_os_error(errno)),
             Cause::Short { done, wanted } => write!(f, "short transfer ({done} of {wanted} bytes)"),
+            Cause::EndOfFile => write!(f, "end of file before the whole transfer"),
             Cause::OutOfRange => write!(f, "range outside the export"),
         }
     }
