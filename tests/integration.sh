@@ -151,8 +151,12 @@ test_data_path() {
 	# The counters of the final stats line, once the target has exited.
 	stop_target || rc=$?
 	check "exit status 0 after SIGTERM" test "$rc" -eq 0
-	check "flush is counted (msync ran): final stats say flushes=1" \
+	check "flush is counted (fsync ran): final stats say flushes=1" \
 		target_logged "stats total .* flushes=1( |$)"
+	check "the durable write waited for a group commit: final stats say commits=1" \
+		target_logged "stats total .* commits=1( |$)"
+	check "the start-up log names the default: buffered, durable (group commit)" \
+		target_logged "export e2.1: .*\\(file, buffered, durable \\(group commit\\)"
 }
 
 test_reserve_and_mask() {
@@ -190,32 +194,49 @@ test_bad_frames_and_other_traffic() {
 	check "read-only export unchanged" test "$before" = "$(md5sum <"$WORK/ro.img")"
 }
 
-# A direct export on a small filesystem that fills up: writes past the
-# space are ATA errors for those requests only; reads keep working.
-test_storage_full() {
-	local fs=$WORK/small-fs.img mnt=$WORK/mnt out ok errs
-	truncate -s 2M "$fs"
-	mke2fs -q -t ext2 -b 1024 -m 0 "$fs"
-	make_loop "$fs"
+# storage_full_case NAME FSTYPE OPTIONS: an export on a small filesystem
+# that fills up (ext2 on a loop device, or a tmpfs). Writes past the space
+# are ATA errors for those requests only; reads (of holes too) keep
+# working; the target lives.
+storage_full_case() {
+	local name=$1 fstype=$2 opts=$3 fs=$WORK/small-fs-$1.img mnt=$WORK/mnt-$1 out ok errs
 	mkdir -p "$mnt"
-	mount "$LOOP_DEV" "$mnt"
-	on_exit unmount "$mnt" # registered after the loop device: runs before its detach
+	if [ "$fstype" = tmpfs ]; then
+		mount -t tmpfs -o size=1M tmpfs "$mnt"
+		on_exit unmount "$mnt"
+	else
+		truncate -s 2M "$fs"
+		mke2fs -q -t ext2 -b 1024 -m 0 "$fs"
+		make_loop "$fs"
+		mount "$LOOP_DEV" "$mnt"
+		on_exit unmount "$mnt" # registered after the loop device: runs before its detach
+	fi
 	truncate -s 16M "$mnt/sparse.img" # far more than the filesystem holds
-	start_aoe --export 5.1="$mnt/sparse.img,direct"
+	start_aoe --export 5.1="$mnt/sparse.img$opts"
 	out=$(peer fill "$IF_I" 5 1 0 3000)
-	echo "fill: $out"
+	echo "  $name fill: $out"
 	ok=$(grep -oP "(^| )ok=\K[0-9]+" <<<"$out")
 	errs=$(grep -oP "ata_errors=\K[0-9]+" <<<"$out")
-	check "writes succeed while there is space" test "$ok" -gt 500
-	check "writes past the space get ATA errors" test "$errs" -gt 0
-	check "every write was answered" grep -q "no_answer=0" <<<"$out"
-	check "reads keep working after ENOSPC" \
+	check "$name: writes succeed while there is space" test "$ok" -gt 500
+	check "$name: writes past the space get ATA errors" test "$errs" -gt 0
+	check "$name: every write was answered" grep -q "no_answer=0" <<<"$out"
+	check "$name: reads keep working after ENOSPC" \
 		test "$(peer status "$IF_I" 5 1 0x24 0 2 | cut -d' ' -f1-2)" = "0 0x40"
-	check "target still alive" target_alive
+	check "$name: a read of a hole on the full filesystem works" \
+		test "$(peer status "$IF_I" 5 1 0x24 30000 2 | cut -d' ' -f1-2)" = "0 0x40"
+	check "$name: target still alive" target_alive
 	stop_target
-	check "log reports the I/O errors with their cause" target_logged "storage I/O failed: write \\(No space left on device \\(os error 28\\)\\)"
+	check "$name: log reports the I/O errors with their cause" \
+		target_logged "storage I/O failed: write \\(No space left on device \\(os error 28\\)\\)"
 	unmount "$mnt"
-	del_loop "$LOOP_DEV"
+	[ "$fstype" = tmpfs ] || del_loop "$LOOP_DEV"
+}
+
+test_storage_full() {
+	storage_full_case buffered-ext2 ext2 ""
+	storage_full_case direct-ext2 ext2 ",direct"
+	storage_full_case buffered-tmpfs tmpfs ""
+	storage_full_case writeback-tmpfs tmpfs ",writeback"
 }
 
 # served_writes N: the target's latest per-queue stats line counts at least
@@ -266,8 +287,12 @@ test_crash() {
 	make_loop "$WORK/crash-direct.img"
 	crash_case direct-loop "$LOOP_DEV"
 	del_loop "$LOOP_DEV"
-	truncate -s 32M "$WORK/crash-mmap.img"
-	crash_case mmap-file "$WORK/crash-mmap.img"
+	truncate -s 32M "$WORK/crash-file.img"
+	crash_case buffered-file "$WORK/crash-file.img"
+	# A process crash loses nothing from the page cache: writeback survives
+	# it too (a power cut is another matter: tests/powercut).
+	truncate -s 32M "$WORK/crash-wb.img"
+	crash_case writeback-file "$WORK/crash-wb.img,writeback"
 }
 
 # one_line_saying OUTPUT TEXT: OUTPUT is one line that contains TEXT.
@@ -292,6 +317,8 @@ test_errors_leave_nothing_attached() {
 	bad_input "broadcast shelf" "broadcast" "${x[@]}" --export 65535.1="$WORK/e.img"
 	bad_input "broadcast slot" "broadcast" "${x[@]}" --export 1.255="$WORK/e.img"
 	bad_input "duplicate address" "given twice" "${x[@]}" --export 1.1="$WORK/e.img" --export 1.1="$WORK/e.img"
+	bad_input "retired mmap backend" "buffered" "${x[@]}" --export 1.1="$WORK/e.img,mmap"
+	bad_input "writeback and sync together" "cannot be used with" "${x[@]}" --writeback --sync --export 1.1="$WORK/e.img"
 	bad_input "missing file" "No such file" "${x[@]}" --export 1.1="$WORK/missing.img"
 	bad_input "missing interface" "no network interface" "$AOE_XDP" --iface aoex-nosuch --export 1.1="$WORK/e.img"
 	bad_input "more queues than the interface has" "RX queue" "${x[@]}" --queues 2 --export 1.1="$WORK/e.img"

@@ -34,12 +34,17 @@ pub struct Cli {
     /// regular file; its size (rounded down to 512-byte sectors) is the
     /// disk's size. Shelf 0-65534, slot 0-254; initiators see eSHELF.SLOT.
     /// Repeat for several exports. Options:
-    ///   ro      refuse writes (ATA error); rw is the default
-    ///   direct  O_DIRECT I/O through io_uring (default for block devices)
-    ///   mmap    memory-mapped I/O (default for regular files)
-    ///   sync    every write durable before it is acknowledged (O_DSYNC);
-    ///           the Linux initiator never sends FLUSH, see docs/durability.md
-    /// Example: --export 1.1=/dev/nvme0n1,sync --export 1.2=/srv/iso.img,ro
+    ///   ro         refuse writes (ATA error); rw is the default
+    ///   durable    the default: a write is acknowledged only once it is on
+    ///              stable storage (writes in flight share one fdatasync);
+    ///              `sync` is accepted as the same
+    ///   writeback  acknowledge writes from the page cache (buffered) or
+    ///              the device's write cache (direct): faster, but a power
+    ///              cut loses acknowledged writes, and the Linux initiator
+    ///              never sends FLUSH; see docs/durability.md
+    ///   direct     O_DIRECT through io_uring (default for block devices)
+    ///   buffered   the page cache through io_uring (default for files)
+    /// Example: --export 1.1=/dev/nvme0n1 --export 1.2=/srv/iso.img,ro
     #[arg(long = "export", value_name = "SHELF.SLOT=PATH[,OPTION...]", required = true,
           value_parser = ExportSpec::parse)]
     pub exports: Vec<ExportSpec>,
@@ -51,8 +56,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=2048))]
     pub buffers: u16,
 
-    /// Apply the sync option to every export.
-    #[arg(long)]
+    /// Every export without its own durable/writeback option is
+    /// writeback: acknowledged writes are lost on a power cut.
+    #[arg(long, conflicts_with = "sync")]
+    pub writeback: bool,
+
+    /// Every export durable (the default; kept for older command lines).
+    #[arg(long, hide = true)]
     pub sync: bool,
 
     /// XDP attach mode: auto tries native (driver) mode, then generic.

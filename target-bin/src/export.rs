@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use aoe_proto::target::{SHELF_BROADCAST, SLOT_BROADCAST};
 
-use crate::store::{Backend, OpenOptionsSpec};
+use crate::store::{Backend, Durability, OpenOptionsSpec};
 
 /// One `--export` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,9 +13,10 @@ pub struct ExportSpec {
     pub slot: u8,
     pub path: PathBuf,
     pub read_only: bool,
-    /// `None`: by kind (block device -> direct, file -> mmap).
+    /// `None`: by kind (block device -> direct, file -> buffered).
     pub backend: Option<Backend>,
-    pub sync: bool,
+    /// `None`: the global default (durable unless `--writeback`).
+    pub durability: Option<Durability>,
 }
 
 impl ExportSpec {
@@ -44,17 +45,28 @@ impl ExportSpec {
         if path.is_empty() {
             return Err(format!("export {shelf}.{slot} has no path"));
         }
-        let (mut read_only, mut backend, mut sync) = (false, None, false);
+        let (mut read_only, mut backend, mut durability) = (false, None, None);
         for opt in parts {
             match opt {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
                 "direct" => backend = Some(Backend::Direct),
-                "mmap" => backend = Some(Backend::Mmap),
-                "sync" => sync = true,
+                "buffered" => backend = Some(Backend::Buffered),
+                // `sync` is the earlier spelling of `durable`.
+                "durable" | "sync" => durability = Some(Durability::Durable),
+                "writeback" => durability = Some(Durability::Writeback),
+                "mmap" => {
+                    return Err(
+                        "the mmap backend is retired (a full filesystem or a disk error \
+                                killed the process with SIGBUS): files are served through the \
+                                page cache by `buffered`, the default for files"
+                            .into(),
+                    )
+                }
                 other => {
                     return Err(format!(
-                        "unknown export option '{other}' (known: ro, rw, direct, mmap, sync)"
+                        "unknown export option '{other}' \
+                         (known: ro, rw, durable, writeback, buffered, direct)"
                     ))
                 }
             }
@@ -65,15 +77,17 @@ impl ExportSpec {
             path: PathBuf::from(path),
             read_only,
             backend,
-            sync,
+            durability,
         })
     }
 
-    pub fn open_options(&self) -> OpenOptionsSpec {
+    /// How to open it; `default` is the durability of exports that do
+    /// not choose their own.
+    pub fn open_options(&self, default: Durability) -> OpenOptionsSpec {
         OpenOptionsSpec {
             read_only: self.read_only,
             backend: self.backend,
-            sync: self.sync,
+            durability: self.durability.unwrap_or(default),
         }
     }
 
@@ -91,15 +105,31 @@ mod tests {
         let e = ExportSpec::parse("1.1=/dev/nvme0n1").unwrap();
         assert_eq!((e.shelf, e.slot, e.read_only), (1, 1, false));
         assert_eq!(e.path, PathBuf::from("/dev/nvme0n1"));
-        assert_eq!((e.backend, e.sync), (None, false));
+        assert_eq!((e.backend, e.durability), (None, None));
         let e = ExportSpec::parse("65534.254=/srv/a=b.img,ro").unwrap();
         assert_eq!((e.shelf, e.slot, e.read_only), (65534, 254, true));
         assert_eq!(e.path, PathBuf::from("/srv/a=b.img"));
         assert_eq!(e.name(), "e65534.254");
         let e = ExportSpec::parse("2.3=/dev/loop0,direct,sync").unwrap();
-        assert_eq!((e.backend, e.sync), (Some(Backend::Direct), true));
-        let e = ExportSpec::parse("2.3=/dev/loop0,mmap").unwrap();
-        assert_eq!(e.backend, Some(Backend::Mmap));
+        assert_eq!(
+            (e.backend, e.durability),
+            (Some(Backend::Direct), Some(Durability::Durable))
+        );
+        let e = ExportSpec::parse("2.3=/srv/a.img,buffered,writeback").unwrap();
+        assert_eq!(
+            (e.backend, e.durability),
+            (Some(Backend::Buffered), Some(Durability::Writeback))
+        );
+        assert_eq!(
+            e.open_options(Durability::Durable).durability,
+            Durability::Writeback,
+            "an export's own choice wins over the global default"
+        );
+        let e = ExportSpec::parse("2.3=/srv/a.img,durable").unwrap();
+        assert_eq!(
+            e.open_options(Durability::Writeback).durability,
+            Durability::Durable
+        );
     }
 
     #[test]
@@ -115,6 +145,7 @@ mod tests {
             ("1.255=/x", "broadcast"),
             ("1.1=", "no path"),
             ("1.1=/x,fast", "unknown export option"),
+            ("1.1=/x,mmap", "`buffered`"),
         ] {
             let err = ExportSpec::parse(arg).unwrap_err();
             assert!(err.contains(why), "{arg}: {err}");

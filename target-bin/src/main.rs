@@ -26,7 +26,7 @@ use crate::cli::Cli;
 use crate::iface::Interface;
 use crate::stats::{Counters, SharedCounters};
 use crate::steer::Steering;
-use crate::store::Store;
+use crate::store::{Backend, Durability, Store};
 use crate::worker::Worker;
 use crate::xsk::{CopyMode, Queue, FRAME_CAPACITY, RX_RING};
 
@@ -154,8 +154,11 @@ fn open_exports(cli: &Cli) -> Result<(Vec<Store>, Vec<ExportInfo>)> {
     let mut stores = Vec::new();
     let mut infos = Vec::new();
     for e in &cli.exports {
-        let mut opts = e.open_options();
-        opts.sync |= cli.sync;
+        let opts = e.open_options(if cli.writeback {
+            Durability::Writeback
+        } else {
+            Durability::Durable
+        });
         let store = Store::open(&e.path, opts).with_context(|| format!("export {}", e.name()))?;
         let identity = Identity {
             serial: format!("{}.{}:{host}", e.shelf, e.slot),
@@ -177,6 +180,16 @@ fn open_exports(cli: &Cli) -> Result<(Vec<Store>, Vec<ExportInfo>)> {
                 "read-write"
             }
         );
+        if store.extent().durability == Durability::Writeback && !e.read_only {
+            log::warn!(
+                "export {}: writeback: writes are acknowledged from the {}, so a power cut of this node loses the acknowledged writes not yet written back (the Linux initiator never sends FLUSH; see docs/durability.md)",
+                e.name(),
+                match store.backend() {
+                    Backend::Buffered => "page cache",
+                    Backend::Direct => "device's volatile write cache",
+                }
+            );
+        }
         stores.push(store);
     }
     Ok((stores, infos))

@@ -50,6 +50,9 @@ counters! {
     no_frame => "no_frame",
     /// Storage reads, writes or flushes that failed (answered with ATA errors).
     io_errors => "io_errors",
+    /// Group commits: durability barriers (fdatasync), each shared by the
+    /// durable writes the worker held for one export.
+    commits => "commits",
 }
 
 impl Counters {
@@ -122,7 +125,7 @@ mod tests {
         assert_eq!(
             sum.to_string(),
             "rx=6 tx=0 ignored=0 bad_source=0 reads=0 writes=0 read_bytes=0 write_bytes=0 \
-             flushes=0 errors=0 no_frame=0 io_errors=2"
+             flushes=0 errors=0 no_frame=0 io_errors=2 commits=0"
         );
         let shared = SharedCounters::default();
         shared.publish(&sum);

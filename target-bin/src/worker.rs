@@ -31,7 +31,6 @@ pub struct Worker {
     storage: StoreContext<LentFrame, Reply>,
     queue: Queue,
     target: Arc<Target>,
-    stores: Arc<Vec<Store>>,
     stats: Arc<SharedCounters>,
     stop: Arc<AtomicBool>,
     counters: Counters,
@@ -50,12 +49,12 @@ impl Worker {
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<Self> {
         // Every frame the worker holds can be in storage at once.
-        let storage = StoreContext::new(queue.id(), &stores, FRAME_COUNT, FRAME_CAPACITY)?;
+        let storage =
+            StoreContext::new(queue.id(), Arc::clone(&stores), FRAME_COUNT, FRAME_CAPACITY)?;
         Ok(Self {
             storage,
             queue,
             target,
-            stores,
             stats,
             stop,
             counters: Counters::default(),
@@ -119,6 +118,7 @@ impl Worker {
 
     fn publish(&mut self) {
         self.counters.io_errors = self.storage.io_errors();
+        self.counters.commits = self.storage.barriers();
         self.stats.publish(&self.counters);
     }
 
@@ -127,10 +127,8 @@ impl Worker {
     fn sleep(&mut self) {
         let socket = PollFd::new(self.queue.fd(), PollFlags::POLLIN);
         let timeout = PollTimeout::from(POLL_MS);
-        let _ = match self.storage.eventfd() {
-            Some(ring) => poll(&mut [socket, PollFd::new(ring, PollFlags::POLLIN)], timeout),
-            None => poll(&mut [socket], timeout),
-        };
+        let ring = PollFd::new(self.storage.eventfd(), PollFlags::POLLIN);
+        let _ = poll(&mut [socket, ring], timeout);
         self.storage.clear_event();
     }
 
@@ -213,7 +211,7 @@ impl Worker {
             Action::Flush(reply) => (Op::Flush, 0..0, reply),
         };
         let lent = self.queue.lend(frame, data);
-        match self.storage.start(&self.stores[export], op, lent, reply) {
+        match self.storage.start(export, op, lent, reply) {
             Started::Pending => {}
             Started::Done(lent, reply, result) => {
                 let frame = self.queue.unlend(lent);

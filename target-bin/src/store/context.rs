@@ -1,16 +1,19 @@
 //! A worker's storage context: it decides how each request reaches its
-//! store, owns what that needs (the io_uring, the bounce buffer), maps
-//! every failure to its ATA error in one place, and counts and logs
-//! failures for every backend alike.
+//! store, owns what that needs (the io_uring, the bounce buffer, the group
+//! commit of each export), maps every failure to its ATA error in one
+//! place, and counts and logs failures for every backend alike.
 
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 
 use aoe_proto::AtaFailure;
 
 use super::aligned::{is_direct_aligned, AlignedBuf};
+use super::commit::GroupCommit;
+use super::direct;
 use super::ring::{Completion, DirectRing};
-use super::{Backend, Store};
+use super::{Backend, Commit, Store};
 
 /// Memory that a storage operation reads into or writes from.
 ///
@@ -39,6 +42,10 @@ impl Op {
             Op::Write { .. } => "write",
             Op::Flush => "flush",
         }
+    }
+
+    fn is_write(self) -> bool {
+        matches!(self, Op::Write { .. })
     }
 }
 
@@ -85,7 +92,8 @@ impl std::fmt::Display for Cause {
 }
 
 /// The one map from a storage failure to what the initiator is told:
-/// out of range is IDNF, a failed read UNC, a failed write or flush ABRT.
+/// out of range is IDNF, a failed read UNC, a failed write, flush or group
+/// commit ABRT.
 pub fn ata_failure(op: Op, cause: Cause) -> AtaFailure {
     match (op, cause) {
         (_, Cause::OutOfRange) => AtaFailure::OutOfRange,
@@ -96,185 +104,299 @@ pub fn ata_failure(op: Op, cause: Cause) -> AtaFailure {
 
 /// How `start` left a request.
 pub enum Started<B, C> {
-    /// Done at once (mmap, bounce, or refused): reply now.
+    /// Done at once (bounce, or refused): reply now.
     Done(B, C, Result<(), AtaFailure>),
-    /// In the io_uring: `reap` hands it back.
+    /// In the io_uring, or a durable write waiting for its group commit:
+    /// `reap` hands it back.
     Pending,
 }
 
-/// An operation in the ring: its buffer, the caller's context, the op.
-type InFlight<B, C> = (B, C, Op);
+/// What an io_uring operation is for.
+enum Token<B, C> {
+    /// A request's read, write or flush.
+    Io {
+        buf: B,
+        ctx: C,
+        op: Op,
+        export: usize,
+        /// A durable write, held for its group commit once it completes.
+        group_commit: bool,
+    },
+    /// The fdatasync that commits a group of `export`'s writes.
+    Barrier { export: usize },
+}
+
+/// Everything but the ring, so that completions can update it while the
+/// ring hands them over.
+struct Ledger<B, C> {
+    queue: u32,
+    /// One per export, for its durable writes.
+    groups: Vec<GroupCommit<(B, C)>>,
+    io_errors: u64,
+    barriers: u64,
+}
 
 pub struct StoreContext<B, C> {
-    queue: u32,
-    /// Only when some export is direct.
-    ring: Option<DirectRing<InFlight<B, C>>>,
+    /// Declared first, so dropped first: its Drop waits for every
+    /// operation in flight while the stores' fds are still open.
+    ring: DirectRing<Token<B, C>>,
+    stores: Arc<Vec<Store>>,
     bounce: AlignedBuf,
-    io_errors: u64,
+    ledger: Ledger<B, C>,
 }
 
 impl<B: StableBuf, C> StoreContext<B, C> {
-    /// `max_in_flight`: the most operations that can be outstanding (every
+    /// `max_in_flight`: the most requests that can be outstanding (every
     /// frame the worker holds); `max_len`: the longest transfer.
     pub fn new(
         queue: u32,
-        stores: &[Store],
+        stores: Arc<Vec<Store>>,
         max_in_flight: u32,
         max_len: usize,
     ) -> io::Result<Self> {
-        let ring = if stores.iter().any(|s| s.backend() == Backend::Direct) {
-            Some(DirectRing::new(max_in_flight)?)
-        } else {
-            None
-        };
+        // Room for every request, and one barrier per export on top.
+        let ring = DirectRing::new(max_in_flight + stores.len() as u32)?;
+        let groups = stores.iter().map(|_| GroupCommit::default()).collect();
         Ok(Self {
-            queue,
+            stores,
             ring,
             bounce: AlignedBuf::new(max_len),
-            io_errors: 0,
+            ledger: Ledger {
+                queue,
+                groups,
+                io_errors: 0,
+                barriers: 0,
+            },
         })
     }
 
     /// Storage operations that failed so far.
     pub fn io_errors(&self) -> u64 {
-        self.io_errors
+        self.ledger.io_errors
     }
 
-    /// Signalled when an operation completes (none without a ring).
-    pub fn eventfd(&self) -> Option<BorrowedFd<'_>> {
-        self.ring.as_ref().map(DirectRing::eventfd)
+    /// Group commits (durability barriers) completed so far.
+    pub fn barriers(&self) -> u64 {
+        self.ledger.barriers
+    }
+
+    /// Signalled when an operation completes.
+    pub fn eventfd(&self) -> BorrowedFd<'_> {
+        self.ring.eventfd()
     }
 
     pub fn clear_event(&self) {
-        if let Some(ring) = &self.ring {
-            ring.clear_event();
+        self.ring.clear_event();
+    }
+
+    /// Starts `op` on export `export`'s store with `buf`; `ctx` comes back
+    /// with the result, from here or from `reap`.
+    pub fn start(&mut self, export: usize, op: Op, mut buf: B, ctx: C) -> Started<B, C> {
+        let store = &self.stores[export];
+        let bytes = buf.bytes();
+        let (fd, ptr, len) = (store.fd(), bytes.as_mut_ptr(), bytes.len());
+        let offset = match op {
+            Op::Read { offset } | Op::Write { offset } => offset,
+            Op::Flush => 0,
+        };
+        if op != Op::Flush && !store.extent().contains(offset, len) {
+            return self.ledger.done(op, buf, ctx, Err(Cause::OutOfRange));
+        }
+        let group_commit = op.is_write() && store.extent().commit == Commit::Barrier;
+        let in_ring = store.backend() == Backend::Buffered || is_direct_aligned(bytes);
+        if op != Op::Flush && !in_ring {
+            return match self.bounce(export, op, offset, buf.bytes()) {
+                Err(cause) => self.ledger.done(op, buf, ctx, Err(cause)),
+                Ok(()) if group_commit => {
+                    let group = &mut self.ledger.groups[export];
+                    group.write_started();
+                    group.write_completed((buf, ctx));
+                    Started::Pending
+                }
+                Ok(()) => Started::Done(buf, ctx, Ok(())),
+            };
+        }
+        let token = Token::Io {
+            buf,
+            ctx,
+            op,
+            export,
+            group_commit,
+        };
+        let queued = match op {
+            Op::Flush => self.ring.fsync(fd, false, token),
+            // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and ours
+            // while the token lives, and the ring holds the token until
+            // the operation completes (its Drop waits for that); the
+            // store's fd lives as long as `self.stores`, which the ring
+            // (declared before it, so dropped first) never outlives; a
+            // direct store's buffer is aligned (checked above).
+            Op::Read { .. } | Op::Write { .. } => unsafe {
+                self.ring
+                    .transfer(op.is_write(), fd, offset, ptr, len, token)
+            },
+        };
+        match queued {
+            Ok(()) => {
+                if group_commit {
+                    self.ledger.groups[export].write_started();
+                }
+                Started::Pending
+            }
+            // The ring is full or refused the entry: EBUSY.
+            Err(Token::Io { buf, ctx, op, .. }) => {
+                self.ledger
+                    .done(op, buf, ctx, Err(Cause::Errno(libc::EBUSY)))
+            }
+            Err(Token::Barrier { .. }) => unreachable!("a request's token"),
         }
     }
 
-    /// Starts `op` on `store` with `buf`; `ctx` comes back with the result.
-    pub fn start(&mut self, store: &Store, op: Op, mut buf: B, ctx: C) -> Started<B, C> {
-        let result = match (op, store) {
-            (Op::Read { offset } | Op::Write { offset }, _)
-                if !store.extent().contains(offset, buf.bytes().len()) =>
-            {
-                Err(Cause::OutOfRange)
-            }
-            (Op::Read { offset }, Store::Mmap(m)) => {
-                m.read(offset, buf.bytes());
-                Ok(())
-            }
-            (Op::Write { offset }, Store::Mmap(m)) => {
-                m.write(offset, buf.bytes()).map_err(|e| Cause::of(&e))
-            }
-            (Op::Flush, Store::Mmap(m)) => m.flush().map_err(|e| Cause::of(&e)),
-            (_, Store::Direct(d)) => {
-                let bytes = buf.bytes();
-                let (fd, ptr, len) = (d.fd(), bytes.as_mut_ptr(), bytes.len());
-                let ring = self.ring.as_mut().expect("a direct store creates the ring");
-                let queued = match op {
-                    Op::Read { offset } | Op::Write { offset } if is_direct_aligned(bytes) => {
-                        let write = matches!(op, Op::Write { .. });
-                        // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and
-                        // ours while the token lives, and the ring holds the
-                        // token until the operation completes (its Drop waits
-                        // for that); the store's fd lives as long as the
-                        // worker's stores, which outlive its context; the
-                        // buffer is aligned (checked above).
-                        unsafe { ring.transfer(write, fd, offset, ptr, len, (buf, ctx, op)) }
-                    }
-                    Op::Flush => ring.fsync(fd, (buf, ctx, op)),
-                    Op::Read { offset } => {
-                        let r = d.read_bounced(offset, bytes, &mut self.bounce);
-                        return self.done(op, buf, ctx, r.map_err(|e| Cause::of(&e)));
-                    }
-                    Op::Write { offset } => {
-                        let r = d.write_bounced(offset, bytes, &mut self.bounce);
-                        return self.done(op, buf, ctx, r.map_err(|e| Cause::of(&e)));
-                    }
-                };
-                return match queued {
-                    Ok(()) => Started::Pending,
-                    // The ring is full or refused the entry: EBUSY.
-                    Err((buf, ctx, op)) => self.done(op, buf, ctx, Err(Cause::Errno(libc::EBUSY))),
-                };
-            }
+    /// A direct store's read or write of unaligned data (an 802.1Q-tagged
+    /// frame's), blocking, through the bounce buffer.
+    fn bounce(
+        &mut self,
+        export: usize,
+        op: Op,
+        offset: u64,
+        bytes: &mut [u8],
+    ) -> Result<(), Cause> {
+        let file = self.stores[export].file();
+        let result = if op.is_write() {
+            direct::write_bounced(file, offset, bytes, &mut self.bounce)
+        } else {
+            direct::read_bounced(file, offset, bytes, &mut self.bounce)
         };
-        self.done(op, buf, ctx, result)
+        result.map_err(|e| Cause::of(&e))
     }
 
+    /// Starts the barriers that groups want, then submits everything
+    /// queued with one system call.
+    pub fn submit(&mut self) {
+        self.commit(false);
+        if let Err(e) = self.ring.submit() {
+            log::warn!("queue {}: io_uring submit failed: {e}", self.ledger.queue);
+        }
+    }
+
+    /// Queues a barrier for every export whose group is ready (`force`:
+    /// every group that holds a write, at shutdown). A full ring leaves
+    /// the group for the next round.
+    fn commit(&mut self, force: bool) {
+        for (export, group) in self.ledger.groups.iter_mut().enumerate() {
+            if group.wants_barrier(force) {
+                let fd = self.stores[export].fd();
+                if self.ring.fsync(fd, true, Token::Barrier { export }).is_ok() {
+                    group.barrier_started();
+                }
+            }
+        }
+    }
+
+    /// Hands back every request whose storage work is finished, and starts
+    /// the barriers that this made ready. Returns the completions seen.
+    pub fn reap(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
+        let Self { ring, ledger, .. } = self;
+        let n = ring.reap(|c| ledger.complete(c, &mut done));
+        if n > 0 {
+            self.submit();
+        }
+        n
+    }
+
+    /// Waits for every operation and commits every held write, handing
+    /// each request back (at shutdown).
+    pub fn drain(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
+        let mut n = 0;
+        loop {
+            self.commit(true);
+            if self.ring.in_flight() == 0 {
+                debug_assert!(self.ledger.groups.iter().all(GroupCommit::is_idle));
+                return n;
+            }
+            if let Err(e) = self.ring.wait() {
+                log::error!(
+                    "queue {}: waiting for storage I/O failed: {e}",
+                    self.ledger.queue
+                );
+                return n;
+            }
+            let Self { ring, ledger, .. } = self;
+            n += ring.reap(|c| ledger.complete(c, &mut done));
+        }
+    }
+}
+
+impl<B, C> Ledger<B, C> {
     fn done(&mut self, op: Op, buf: B, ctx: C, result: Result<(), Cause>) -> Started<B, C> {
-        let result = result.map_err(|cause| self.failed(op, cause));
+        let result = result.map_err(|cause| self.failed(op.name(), ata_failure(op, cause), cause));
         Started::Done(buf, ctx, result)
     }
 
     /// Counts and logs a failure (at power-of-two counts, so a failing
-    /// disk cannot flood the log) and maps it to its ATA error.
-    fn failed(&mut self, op: Op, cause: Cause) -> AtaFailure {
+    /// disk cannot flood the log) and returns its ATA error.
+    fn failed(&mut self, what: &str, failure: AtaFailure, cause: Cause) -> AtaFailure {
         self.io_errors += 1;
-        let failure = ata_failure(op, cause);
         if self.io_errors.is_power_of_two() {
             log::warn!(
-                "queue {}: storage I/O failed: {} ({cause}), answered with ATA {failure:?}; {} failure(s) so far",
+                "queue {}: storage I/O failed: {what} ({cause}), answered with ATA {failure:?}; {} failure(s) so far",
                 self.queue,
-                op.name(),
                 self.io_errors
             );
         }
         failure
     }
 
-    /// Submits the batch's ring operations with one system call.
-    pub fn submit(&mut self) {
-        if let Some(ring) = &mut self.ring {
-            if let Err(e) = ring.submit() {
-                log::warn!("queue {}: io_uring submit failed: {e}", self.queue);
+    /// One completion: a request's operation (answered now, or held for
+    /// its group commit), or a barrier (which answers its whole group).
+    fn complete(
+        &mut self,
+        c: Completion<Token<B, C>>,
+        done: &mut impl FnMut(B, C, Result<(), AtaFailure>),
+    ) {
+        let result = match usize::try_from(c.res) {
+            Ok(moved) if moved == c.expected => Ok(()),
+            Ok(moved) => Err(Cause::Short {
+                done: moved,
+                wanted: c.expected,
+            }),
+            Err(_) => Err(Cause::Errno(-c.res)),
+        };
+        match c.token {
+            Token::Io {
+                buf,
+                ctx,
+                op,
+                export,
+                group_commit,
+            } => {
+                if group_commit {
+                    match result {
+                        Ok(()) => return self.groups[export].write_completed((buf, ctx)),
+                        Err(_) => self.groups[export].write_failed(),
+                    }
+                }
+                let result =
+                    result.map_err(|cause| self.failed(op.name(), ata_failure(op, cause), cause));
+                done(buf, ctx, result);
+            }
+            Token::Barrier { export } => {
+                self.barriers += 1;
+                let result = result.map_err(|cause| {
+                    // One line for the group; each write counts as failed.
+                    let failure = ata_failure(Op::Write { offset: 0 }, cause);
+                    self.io_errors += self.groups[export].covered_len() as u64;
+                    log::warn!(
+                        "queue {}: storage I/O failed: group commit (fdatasync: {cause}), {} write(s) answered with ATA {failure:?}",
+                        self.queue,
+                        self.groups[export].covered_len()
+                    );
+                    failure
+                });
+                for (buf, ctx) in self.groups[export].barrier_done() {
+                    done(buf, ctx, result);
+                }
             }
         }
-    }
-
-    /// Hands back every finished ring operation with its result.
-    pub fn reap(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
-        let Some(mut ring) = self.ring.take() else {
-            return 0;
-        };
-        let n = ring.reap(|c| {
-            let (buf, ctx, result) = self.complete(c);
-            done(buf, ctx, result)
-        });
-        self.ring = Some(ring);
-        n
-    }
-
-    /// Waits for every ring operation, handing each back (at shutdown).
-    pub fn drain(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
-        let Some(mut ring) = self.ring.take() else {
-            return 0;
-        };
-        let mut n = 0;
-        if let Err(e) = ring.drain(|c| {
-            n += 1;
-            let (buf, ctx, result) = self.complete(c);
-            done(buf, ctx, result)
-        }) {
-            log::error!("queue {}: waiting for storage I/O failed: {e}", self.queue);
-        }
-        self.ring = Some(ring);
-        n
-    }
-
-    fn complete(&mut self, c: Completion<InFlight<B, C>>) -> (B, C, Result<(), AtaFailure>) {
-        let (buf, ctx, op) = c.token;
-        let result = match usize::try_from(c.res) {
-            Ok(done) if done == c.expected => Ok(()),
-            Ok(done) => Err(self.failed(
-                op,
-                Cause::Short {
-                    done,
-                    wanted: c.expected,
-                },
-            )),
-            Err(_) => Err(self.failed(op, Cause::Errno(-c.res))),
-        };
-        (buf, ctx, result)
     }
 }

@@ -1,55 +1,104 @@
-//! Backing stores. Two backends serve an export:
-//! - `mmap`: a shared memory map; reads and writes are copies between the
-//!   map and the frame, FLUSH is msync. Default for regular files.
-//! - `direct`: O_DIRECT I/O through the worker's io_uring, straight into and
-//!   out of the UMEM frame; FLUSH is fsync. Default for block devices.
+//! Backing stores. Every export is a file descriptor, served through the
+//! worker's io_uring, so that a failure (EIO, ENOSPC) comes back as a
+//! result for that request, never as a signal:
+//! - `buffered`: the page cache. Default for regular files.
+//! - `direct`: O_DIRECT, straight into and out of the UMEM frame. Default
+//!   for block devices.
+//!
+//! And every export is `durable` (the default) or `writeback`: see
+//! `Durability` and docs/durability.md.
 //!
 //! `context.rs` is where a worker's request meets its store: one
 //! `StoreContext` per worker decides the path, owns the ring and the bounce
-//! buffer, and maps and counts every failure.
+//! buffer, holds durable writes until their group commit (`commit.rs`),
+//! and maps and counts every failure.
 
 mod aligned;
+mod commit;
 mod context;
 mod direct;
-mod mmap;
 mod ring;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use aoe_proto::SECTOR_SIZE;
 
 pub use context::{Op, StableBuf, Started, StoreContext};
-pub use direct::DirectStore;
-pub use mmap::MmapStore;
 
-/// Which backend serves an export.
+/// How an export's data reaches its file or device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    Mmap,
+    /// The page cache, through io_uring reads and writes.
+    Buffered,
+    /// O_DIRECT through io_uring, from and into the frame itself.
     Direct,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Buffered => "buffered",
+            Backend::Direct => "direct",
+        }
+    }
+}
+
+/// What an acknowledged write promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage, with the metadata needed to read it back, before
+    /// its acknowledgement leaves (group commit). The default.
+    Durable,
+    /// Acknowledged when the write completes: in the page cache (buffered)
+    /// or the device's volatile cache (direct); lost on a power cut until
+    /// written back or flushed.
+    Writeback,
+}
+
+impl Durability {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durability::Durable => "durable",
+            Durability::Writeback => "writeback",
+        }
+    }
 }
 
 /// How an export is opened.
 #[derive(Debug, Clone, Copy)]
 pub struct OpenOptionsSpec {
     pub read_only: bool,
-    /// `None`: by kind (block device -> direct, file -> mmap).
+    /// `None`: by kind (block device -> direct, file -> buffered).
     pub backend: Option<Backend>,
-    /// Every write durable before it is acknowledged (O_DSYNC / msync).
-    pub sync: bool,
+    pub durability: Durability,
+}
+
+/// How a completed write becomes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Writeback: acknowledged as soon as it completes.
+    None,
+    /// Durable: an fdatasync after the write, shared by every write the
+    /// worker holds for the export at the time (group commit).
+    Barrier,
+    /// Durable, and the write's own completion already is: O_DIRECT to a
+    /// block device without a volatile write cache.
+    OnCompletion,
 }
 
 /// What every backend knows of its export: how many bytes an initiator may
-/// address (whole sectors), what it is, and whether writes are synchronous.
+/// address (whole sectors), what it is, and how a write becomes durable.
 #[derive(Debug, Clone, Copy)]
 pub struct Extent {
     pub len: u64,
     pub kind: &'static str,
-    pub sync: bool,
+    pub durability: Durability,
+    pub commit: Commit,
 }
 
 impl Extent {
@@ -67,9 +116,10 @@ impl Extent {
 }
 
 #[derive(Debug)]
-pub enum Store {
-    Mmap(MmapStore),
-    Direct(DirectStore),
+pub struct Store {
+    file: File,
+    backend: Backend,
+    extent: Extent,
 }
 
 impl Store {
@@ -77,7 +127,6 @@ impl Store {
         let mut probe =
             File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let (size, kind) = size_of(&mut probe).with_context(|| format!("{}", path.display()))?;
-        drop(probe);
         let len = size - size % SECTOR_SIZE as u64;
         if len == 0 {
             bail!(
@@ -87,66 +136,83 @@ impl Store {
         }
         let backend = opts.backend.unwrap_or(match kind {
             Kind::BlockDevice => Backend::Direct,
-            Kind::File => Backend::Mmap,
+            Kind::File => Backend::Buffered,
         });
+        let commit = match opts.durability {
+            Durability::Writeback => Commit::None,
+            Durability::Durable
+                if backend == Backend::Direct
+                    && kind == Kind::BlockDevice
+                    && !has_volatile_cache(&probe) =>
+            {
+                Commit::OnCompletion
+            }
+            Durability::Durable => Commit::Barrier,
+        };
+        drop(probe);
         let mut open = OpenOptions::new();
         open.read(true).write(!opts.read_only);
         if backend == Backend::Direct {
-            open.custom_flags(libc::O_DIRECT | if opts.sync { libc::O_DSYNC } else { 0 });
+            open.custom_flags(libc::O_DIRECT);
         }
         let file = open
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        if backend == Backend::Direct {
+            direct::check_alignment(&file).with_context(|| format!("{}", path.display()))?;
+        }
         let extent = Extent {
             len,
             kind: kind.name(),
-            sync: opts.sync,
+            durability: opts.durability,
+            commit,
         };
-        Ok(match backend {
-            Backend::Mmap => Store::Mmap(
-                MmapStore::new(&file, extent, opts.read_only)
-                    .with_context(|| format!("cannot map {}", path.display()))?,
-            ),
-            Backend::Direct => Store::Direct(
-                DirectStore::new(file, extent).with_context(|| format!("{}", path.display()))?,
-            ),
+        Ok(Self {
+            file,
+            backend,
+            extent,
         })
     }
 
     pub fn backend(&self) -> Backend {
-        match self {
-            Store::Mmap(_) => Backend::Mmap,
-            Store::Direct(_) => Backend::Direct,
-        }
+        self.backend
     }
 
     pub fn extent(&self) -> &Extent {
-        match self {
-            Store::Mmap(s) => &s.extent,
-            Store::Direct(s) => &s.extent,
-        }
+        &self.extent
     }
 
     pub fn sectors(&self) -> u64 {
-        self.extent().sectors()
+        self.extent.sectors()
     }
 
-    /// e.g. "block device, direct" or "file, mmap, sync", for the log.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// e.g. "block device, direct, durable (no volatile write cache)", for
+    /// the log.
     pub fn describe(&self) -> String {
-        let backend = match self {
-            Store::Mmap(_) => "mmap",
-            Store::Direct(_) => "direct",
+        let how = match self.extent.commit {
+            Commit::None => "",
+            Commit::Barrier => " (group commit)",
+            Commit::OnCompletion => " (no volatile write cache: O_DIRECT completion is durable)",
         };
-        let Extent { kind, sync, .. } = *self.extent();
-        format!("{kind}, {backend}{}", if sync { ", sync" } else { "" })
+        format!(
+            "{}, {}, {}{how}",
+            self.extent.kind,
+            self.backend.name(),
+            self.extent.durability.name()
+        )
     }
 
     /// Makes every completed write durable (blocking; used at shutdown).
     pub fn flush(&self) -> io::Result<()> {
-        match self {
-            Store::Mmap(s) => s.flush(),
-            Store::Direct(s) => s.flush(),
-        }
+        self.file.sync_all()
     }
 }
 
@@ -178,6 +244,23 @@ fn size_of(file: &mut File) -> Result<(u64, Kind)> {
     };
     let size = file.seek(SeekFrom::End(0)).context("finding the size")?;
     Ok((size, kind))
+}
+
+/// Whether a block device may hold completed writes in a volatile cache
+/// (its queue's write_cache is "write back"). When that cannot be read,
+/// assume it does: a needless barrier costs time, a missing one data.
+fn has_volatile_cache(device: &File) -> bool {
+    let Ok(meta) = device.metadata() else {
+        return true;
+    };
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    // A partition's queue is its disk's: /sys/dev/block/M:m/../queue.
+    let base = format!("/sys/dev/block/{major}:{minor}");
+    ["queue/write_cache", "../queue/write_cache"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(format!("{base}/{p}")).ok())
+        .is_none_or(|mode| mode.trim() != "write through")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! One worker's io_uring for the direct backend. Each operation carries a
+//! One worker's io_uring for every store. Each operation carries a
 //! token (the frame it reads into or writes from, and what to reply),
 //! which the ring holds in a slot until the operation completes.
 
@@ -66,8 +66,8 @@ impl<T> DirectRing<T> {
     /// # Safety
     /// `buf..buf+len` must stay valid, and untouched by anyone else, until
     /// this operation's token comes back from `reap` (or the ring is
-    /// dropped); `fd` must stay open as long; `buf` and `len` must suit
-    /// O_DIRECT.
+    /// dropped); `fd` must stay open as long; if `fd` is O_DIRECT, `buf`
+    /// and `len` must suit it.
     pub unsafe fn transfer(
         &mut self,
         write: bool,
@@ -87,9 +87,14 @@ impl<T> DirectRing<T> {
         unsafe { self.push(entry, token, len) }
     }
 
-    /// Queues an fsync of `fd`, which must stay open until it completes.
-    pub fn fsync(&mut self, fd: RawFd, token: T) -> Result<(), T> {
-        let entry = opcode::Fsync::new(types::Fd(fd)).build();
+    /// Queues an fsync of `fd` (`data_only`: fdatasync), which must stay
+    /// open until it completes.
+    pub fn fsync(&mut self, fd: RawFd, data_only: bool, token: T) -> Result<(), T> {
+        let mut fsync = opcode::Fsync::new(types::Fd(fd));
+        if data_only {
+            fsync = fsync.flags(types::FsyncFlags::DATASYNC);
+        }
+        let entry = fsync.build();
         // SAFETY: fsync touches no user memory.
         unsafe { self.push(entry, token, 0) }
     }
@@ -146,20 +151,33 @@ impl<T> DirectRing<T> {
         n
     }
 
+    /// Operations submitted or queued, not yet reaped.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Submits whatever is queued and waits for at least one completion.
+    pub fn wait(&mut self) -> io::Result<()> {
+        match self.ring.submit_and_wait(1) {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits whatever is queued and waits until every operation has
     /// completed, handing each back. Re-submits on every round, so an
     /// earlier failed submit cannot leave it waiting forever.
     pub fn drain(&mut self, mut done: impl FnMut(Completion<T>)) -> io::Result<()> {
         while self.in_flight > 0 {
-            match self.ring.submit_and_wait(1) {
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
-                    ) => {}
-                Err(e) => return Err(e),
-            }
+            self.wait()?;
             self.reap(&mut done);
         }
         Ok(())

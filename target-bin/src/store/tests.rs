@@ -8,7 +8,9 @@ use aoe_proto::AtaFailure;
 
 use super::aligned::AlignedBuf;
 use super::context::{ata_failure, Cause, Op, StableBuf, Started, StoreContext};
-use super::{Backend, OpenOptionsSpec, Store};
+use std::sync::Arc;
+
+use super::{Backend, Commit, Durability, OpenOptionsSpec, Store};
 
 /// A test buffer: heap memory, 4096-aligned, with a window that may start
 /// off alignment (as the data of an 802.1Q-tagged frame does).
@@ -49,26 +51,31 @@ fn backing_file(name: &str, sectors: u8) -> PathBuf {
     path
 }
 
-fn open(path: &std::path::Path, backend: Backend, read_only: bool) -> Store {
-    Store::open(
-        path,
-        OpenOptionsSpec {
-            read_only,
-            backend: Some(backend),
-            sync: false,
-        },
-    )
-    .unwrap()
+fn open_with(
+    path: &std::path::Path,
+    backend: Backend,
+    read_only: bool,
+    durability: Durability,
+) -> Arc<Vec<Store>> {
+    let opts = OpenOptionsSpec {
+        read_only,
+        backend: Some(backend),
+        durability,
+    };
+    Arc::new(vec![Store::open(path, opts).unwrap()])
+}
+
+fn open(path: &std::path::Path, backend: Backend, read_only: bool) -> Arc<Vec<Store>> {
+    open_with(path, backend, read_only, Durability::Durable)
 }
 
 /// Runs one operation to its end, through the ring if it goes there.
 fn run(
     ctx: &mut StoreContext<TestBuf, u32>,
-    store: &Store,
     op: Op,
     buf: TestBuf,
 ) -> (TestBuf, Result<(), AtaFailure>) {
-    match ctx.start(store, op, buf, 7) {
+    match ctx.start(0, op, buf, 7) {
         Started::Done(buf, tag, result) => {
             assert_eq!(tag, 7);
             (buf, result)
@@ -87,14 +94,13 @@ fn run(
     }
 }
 
-fn round_trip(backend: Backend, at: usize) {
-    let path = backing_file(&format!("rt-{backend:?}-{at}.img"), 8);
-    let store = open(&path, backend, false);
-    let mut ctx = StoreContext::new(0, std::slice::from_ref(&store), 16, 4096).unwrap();
+fn round_trip(backend: Backend, durability: Durability, at: usize) {
+    let path = backing_file(&format!("rt-{backend:?}-{durability:?}-{at}.img"), 8);
+    let store = open_with(&path, backend, false, durability);
+    let mut ctx = StoreContext::new(0, Arc::clone(&store), 16, 4096).unwrap();
     // Read sectors 2-3: they hold 2s and 3s.
     let (mut buf, r) = run(
         &mut ctx,
-        &store,
         Op::Read { offset: 1024 },
         TestBuf::new(at, 1024, 0xEE),
     );
@@ -104,12 +110,11 @@ fn round_trip(backend: Backend, at: usize) {
     // Write sector 5 with 0xAB, flush, and find it in the file.
     let (_, r) = run(
         &mut ctx,
-        &store,
         Op::Write { offset: 2560 },
         TestBuf::new(at, 512, 0xAB),
     );
     assert_eq!(r, Ok(()));
-    let (_, r) = run(&mut ctx, &store, Op::Flush, TestBuf::new(0, 0, 0));
+    let (_, r) = run(&mut ctx, Op::Flush, TestBuf::new(0, 0, 0));
     assert_eq!(r, Ok(()));
     let file = fs::read(&path).unwrap();
     assert!(file[2560..3072].iter().all(|&b| b == 0xAB));
@@ -122,33 +127,115 @@ fn round_trip(backend: Backend, at: usize) {
         "the sector after is untouched"
     );
     assert_eq!(ctx.io_errors(), 0);
+    // A durable write to a file waits for one barrier; writeback for none.
+    let barriers = match durability {
+        Durability::Durable => 1,
+        Durability::Writeback => 0,
+    };
+    assert_eq!(ctx.barriers(), barriers, "{backend:?} {durability:?}");
 }
 
 #[test]
-fn mmap_reads_writes_and_flushes() {
-    round_trip(Backend::Mmap, 0);
+fn buffered_reads_writes_and_flushes() {
+    round_trip(Backend::Buffered, Durability::Durable, 0);
+    round_trip(Backend::Buffered, Durability::Writeback, 0);
+    // The page cache takes any alignment.
+    round_trip(Backend::Buffered, Durability::Durable, 4);
 }
 
 #[test]
 fn direct_reads_writes_and_flushes_through_the_ring() {
-    round_trip(Backend::Direct, 0);
+    round_trip(Backend::Direct, Durability::Durable, 0);
+    round_trip(Backend::Direct, Durability::Writeback, 0);
 }
 
 #[test]
 fn direct_unaligned_data_goes_through_the_bounce_buffer() {
-    // 4 bytes off, as behind an 802.1Q tag.
-    round_trip(Backend::Direct, 4);
+    // 4 bytes off, as behind an 802.1Q tag; a durable bounced write still
+    // waits for its group commit.
+    round_trip(Backend::Direct, Durability::Durable, 4);
+    round_trip(Backend::Direct, Durability::Writeback, 4);
+}
+
+#[test]
+fn a_file_export_commits_by_barrier_unless_writeback() {
+    let path = backing_file("commit.img", 4);
+    for (backend, durability, commit) in [
+        (Backend::Buffered, Durability::Durable, Commit::Barrier),
+        (Backend::Direct, Durability::Durable, Commit::Barrier),
+        (Backend::Buffered, Durability::Writeback, Commit::None),
+        (Backend::Direct, Durability::Writeback, Commit::None),
+    ] {
+        let store = open_with(&path, backend, false, durability);
+        assert_eq!(
+            store[0].extent().commit,
+            commit,
+            "{backend:?} {durability:?}"
+        );
+    }
+}
+
+#[test]
+fn writes_held_together_share_one_barrier_and_reads_are_not_held() {
+    let path = backing_file("group.img", 16);
+    let store = open(&path, Backend::Buffered, false);
+    let mut ctx = StoreContext::new(0, Arc::clone(&store), 64, 4096).unwrap();
+    // Eight writes and a read in one batch, as from one RX batch.
+    for i in 0..8u32 {
+        let buf = TestBuf::new(0, 512, 0xC0 + i as u8);
+        let offset = u64::from(i) * 512;
+        assert!(matches!(
+            ctx.start(0, Op::Write { offset }, buf, i),
+            Started::Pending
+        ));
+    }
+    let read = TestBuf::new(0, 512, 0);
+    assert!(matches!(
+        ctx.start(0, Op::Read { offset: 15 * 512 }, read, 100),
+        Started::Pending
+    ));
+    ctx.submit();
+    // Reap until all nine are answered; note which round answered each.
+    let (mut round, mut write_rounds, mut read_round) = (0, Vec::new(), None);
+    while write_rounds.len() + usize::from(read_round.is_some()) < 9 {
+        round += 1;
+        let mut tags = Vec::new();
+        ctx.reap(|_, tag, result| {
+            assert_eq!(result, Ok(()));
+            tags.push(tag);
+        });
+        for tag in tags {
+            if tag == 100 {
+                read_round = Some(round);
+            } else {
+                assert_eq!(ctx.barriers(), 1, "write {tag} answered before its barrier");
+                write_rounds.push(round);
+            }
+        }
+    }
+    assert_eq!(ctx.barriers(), 1, "one barrier for the group");
+    assert!(
+        write_rounds.iter().all(|&r| r == write_rounds[0]),
+        "the group's answers leave together: {write_rounds:?}"
+    );
+    assert!(read_round.is_some());
+    let file = fs::read(&path).unwrap();
+    for i in 0..8 {
+        assert!(file[i * 512..(i + 1) * 512]
+            .iter()
+            .all(|&b| b == 0xC0 + i as u8));
+    }
 }
 
 #[test]
 fn a_range_outside_the_export_is_idnf_and_counted_for_every_backend() {
-    for backend in [Backend::Mmap, Backend::Direct] {
+    for backend in [Backend::Buffered, Backend::Direct] {
         let path = backing_file(&format!("range-{backend:?}.img"), 4);
         let store = open(&path, backend, false);
-        let mut ctx = StoreContext::new(0, std::slice::from_ref(&store), 16, 4096).unwrap();
+        let mut ctx = StoreContext::new(0, Arc::clone(&store), 16, 4096).unwrap();
         for offset in [1536, 2048, u64::MAX - 100] {
             for op in [Op::Read { offset }, Op::Write { offset }] {
-                let (_, r) = run(&mut ctx, &store, op, TestBuf::new(0, 1024, 1));
+                let (_, r) = run(&mut ctx, op, TestBuf::new(0, 1024, 1));
                 assert_eq!(r, Err(AtaFailure::OutOfRange), "{backend:?} {op:?}");
             }
         }
@@ -164,14 +251,9 @@ fn a_failed_write_is_an_ata_error_and_counted() {
     // would refuse a write to a failing disk (EIO) or a full one (ENOSPC).
     let path = backing_file("ro.img", 4);
     let store = open(&path, Backend::Direct, true);
-    let mut ctx = StoreContext::new(0, std::slice::from_ref(&store), 16, 4096).unwrap();
+    let mut ctx = StoreContext::new(0, Arc::clone(&store), 16, 4096).unwrap();
     for at in [0, 4] {
-        let (_, r) = run(
-            &mut ctx,
-            &store,
-            Op::Write { offset: 0 },
-            TestBuf::new(at, 512, 9),
-        );
+        let (_, r) = run(&mut ctx, Op::Write { offset: 0 }, TestBuf::new(at, 512, 9));
         assert_eq!(r, Err(AtaFailure::WriteError));
     }
     assert_eq!(ctx.io_errors(), 2);
