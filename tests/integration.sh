@@ -153,8 +153,8 @@ test_data_path() {
 	check "exit status 0 after SIGTERM" test "$rc" -eq 0
 	check "flush is counted (fsync ran): final stats say flushes=1" \
 		target_logged "stats total .* flushes=1( |$)"
-	check "the durable write waited for a group commit: final stats say commits=1" \
-		target_logged "stats total .* commits=1( |$)"
+	check "the lone durable write went solo (RWF_DSYNC): final stats say commits=0 solo_writes=1" \
+		target_logged "stats total .* commits=0 solo_writes=1( |$)"
 	check "the start-up log names the default: buffered, durable (group commit)" \
 		target_logged "export e2.1: .*\\(file, buffered, durable \\(group commit\\)"
 }
@@ -251,7 +251,7 @@ served_writes() {
 # with SIGKILL mid-run (once it has served writes) and restarted, and a
 # verify pass must find every write that was acknowledged before the kill.
 crash_case() { # NAME EXPORT_PATH_AND_OPTIONS
-	local name=$1 spec=$2 state=$WORK/crash-$1.state out rc=0 bench acked known
+	local name=$1 spec=$2 state=$WORK/crash-$1.state out rc=0 bench acked known groups
 	STATS_INTERVAL=1 start_aoe --export 6.1="$spec"
 	ip netns exec "$NS_I" "$AOE_BENCH" --iface "$IF_I" --target 6.1 --depth 16 --random \
 		--read-pct 30 --duration 6 --region-mb 16 --verify --state "$state" --quiet \
@@ -264,6 +264,7 @@ crash_case() { # NAME EXPORT_PATH_AND_OPTIONS
 		fail "$name: the target served writes before the kill"
 	fi
 	check "$name: the load still ran at the kill" kill -0 "$bench"
+	groups=$(target_output | grep -oE "stats queue=0 .* commits=[0-9]+" | tail -n 1 | grep -oE "[0-9]+$")
 	kill_target
 	wait "$bench" || true # its requests in flight at the kill time out
 	sed 's/^/  aoe-bench| /' "$WORK/crash-$name.out" | tail -n 4
@@ -271,6 +272,12 @@ crash_case() { # NAME EXPORT_PATH_AND_OPTIONS
 	acked=$(sed -nE 's/^state: saved ([0-9]+) acknowledged sectors to .*/\1/p' "$WORK/crash-$name.out" | tail -n 1)
 	check "$name: the load run acknowledged writes and saved them (state: saved ${acked:-<no such line>})" \
 		test "${acked:-0}" -gt 0
+	if [[ $spec == *writeback* ]]; then
+		check "$name: writeback needs no group commit (commits=${groups:-none})" test "${groups:-x}" = 0
+	else
+		check "$name: durable writes at depth 16 were group-committed (commits=${groups:-none})" \
+			test "${groups:-0}" -gt 0
+	fi
 	start_aoe --export 6.1="$spec"
 	out=$(ip netns exec "$NS_I" "$AOE_BENCH" --iface "$IF_I" --target 6.1 --region-mb 16 \
 		--verify-only --state "$state" 2>&1) || rc=$?

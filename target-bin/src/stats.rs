@@ -53,6 +53,9 @@ counters! {
     /// Group commits: durability barriers (fdatasync), each shared by the
     /// durable writes the worker held for one export.
     commits => "commits",
+    /// Durable writes that found their export idle and went alone, as one
+    /// RWF_DSYNC write instead of a write and a barrier.
+    solo_writes => "solo_writes",
 }
 
 impl Counters {
@@ -125,7 +128,7 @@ mod tests {
         assert_eq!(
             sum.to_string(),
             "rx=6 tx=0 ignored=0 bad_source=0 reads=0 writes=0 read_bytes=0 write_bytes=0 \
-             flushes=0 errors=0 no_frame=0 io_errors=2 commits=0"
+             flushes=0 errors=0 no_frame=0 io_errors=2 commits=0 solo_writes=0"
         );
         let shared = SharedCounters::default();
         shared.publish(&sum);

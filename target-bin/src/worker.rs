@@ -119,6 +119,7 @@ impl Worker {
     fn publish(&mut self) {
         self.counters.io_errors = self.storage.io_errors();
         self.counters.commits = self.storage.barriers();
+        self.counters.solo_writes = self.storage.solo_writes();
         self.stats.publish(&self.counters);
     }
 

@@ -9,6 +9,11 @@
 //! export is still in flight (the rest of the batch would only wait for
 //! the next barrier), or when it is big or old enough that waiting longer
 //! would cost more latency than it saves.
+//!
+//! A write that finds its export idle, and no other write of it in the
+//! same batch, is a group of one: it goes out as one RWF_DSYNC write
+//! ("solo"), which costs one durable write instead of a write and then a
+//! barrier (measured in docs/design.md).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +26,8 @@ const MAX_WAIT: Duration = Duration::from_micros(500);
 pub struct GroupCommit<W> {
     /// Writes submitted and not yet completed.
     in_flight: usize,
+    /// Solo (RWF_DSYNC) writes submitted and not yet completed.
+    solo_in_flight: usize,
     /// Completed writes that no barrier covers yet.
     waiting: Vec<W>,
     waiting_since: Option<Instant>,
@@ -33,6 +40,7 @@ impl<W> Default for GroupCommit<W> {
     fn default() -> Self {
         Self {
             in_flight: 0,
+            solo_in_flight: 0,
             waiting: Vec::with_capacity(64),
             waiting_since: None,
             covered: Vec::with_capacity(64),
@@ -56,6 +64,15 @@ impl<W> GroupCommit<W> {
     /// A write failed: it is answered at once, with its error.
     pub fn write_failed(&mut self) {
         self.in_flight -= 1;
+    }
+
+    pub fn solo_started(&mut self) {
+        self.solo_in_flight += 1;
+    }
+
+    /// A solo write completed (durable, or failed): answered at once.
+    pub fn solo_done(&mut self) {
+        self.solo_in_flight -= 1;
     }
 
     /// Whether a barrier should start now (`force`: at shutdown, whatever
@@ -93,7 +110,10 @@ impl<W> GroupCommit<W> {
 
     /// Nothing held: no write in flight or waiting, no barrier.
     pub fn is_idle(&self) -> bool {
-        self.in_flight == 0 && self.waiting.is_empty() && !self.barrier_in_flight
+        self.in_flight == 0
+            && self.solo_in_flight == 0
+            && self.waiting.is_empty()
+            && !self.barrier_in_flight
     }
 }
 

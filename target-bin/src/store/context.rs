@@ -4,7 +4,7 @@
 //! place, and counts and logs failures for every backend alike.
 
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
 
 use aoe_proto::AtaFailure;
@@ -119,11 +119,30 @@ enum Token<B, C> {
         ctx: C,
         op: Op,
         export: usize,
-        /// A durable write, held for its group commit once it completes.
-        group_commit: bool,
+        commit: WriteCommit,
     },
     /// The fdatasync that commits a group of `export`'s writes.
     Barrier { export: usize },
+}
+
+/// What a write's completion means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriteCommit {
+    /// Not a write, or a write whose completion is all it promises.
+    None,
+    /// A durable write, held for its group's barrier once it completes.
+    Group,
+    /// A durable write that went alone, as RWF_DSYNC: its completion is
+    /// durable.
+    Solo,
+}
+
+/// A group-commit write held back until the batch ends, in case it is the
+/// only one (then it goes solo).
+struct Staged<T> {
+    fd: RawFd,
+    offset: u64,
+    token: T,
 }
 
 /// Everything but the ring, so that completions can update it while the
@@ -134,6 +153,7 @@ struct Ledger<B, C> {
     groups: Vec<GroupCommit<(B, C)>>,
     io_errors: u64,
     barriers: u64,
+    solo_writes: u64,
 }
 
 pub struct StoreContext<B, C> {
@@ -142,6 +162,12 @@ pub struct StoreContext<B, C> {
     ring: DirectRing<Token<B, C>>,
     stores: Arc<Vec<Store>>,
     bounce: AlignedBuf,
+    /// One per export: its first durable write of the batch, if it found
+    /// the export idle.
+    staged: Vec<Option<Staged<Token<B, C>>>>,
+    /// Requests the ring refused after `start` had returned `Pending` for
+    /// them; `reap` answers them.
+    refused: Vec<(B, C, Result<(), AtaFailure>)>,
     ledger: Ledger<B, C>,
 }
 
@@ -157,15 +183,19 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         // Room for every request, and one barrier per export on top.
         let ring = DirectRing::new(max_in_flight + stores.len() as u32)?;
         let groups = stores.iter().map(|_| GroupCommit::default()).collect();
+        let staged = stores.iter().map(|_| None).collect();
         Ok(Self {
             stores,
             ring,
             bounce: AlignedBuf::new(max_len),
+            staged,
+            refused: Vec::new(),
             ledger: Ledger {
                 queue,
                 groups,
                 io_errors: 0,
                 barriers: 0,
+                solo_writes: 0,
             },
         })
     }
@@ -178,6 +208,11 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     /// Group commits (durability barriers) completed so far.
     pub fn barriers(&self) -> u64 {
         self.ledger.barriers
+    }
+
+    /// Durable writes that went alone, as RWF_DSYNC, so far.
+    pub fn solo_writes(&self) -> u64 {
+        self.ledger.solo_writes
     }
 
     /// Signalled when an operation completes.
@@ -194,7 +229,7 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     pub fn start(&mut self, export: usize, op: Op, mut buf: B, ctx: C) -> Started<B, C> {
         let store = &self.stores[export];
         let bytes = buf.bytes();
-        let (fd, ptr, len) = (store.fd(), bytes.as_mut_ptr(), bytes.len());
+        let (fd, len) = (store.fd(), bytes.len());
         let offset = match op {
             Op::Read { offset } | Op::Write { offset } => offset,
             Op::Flush => 0,
@@ -216,30 +251,84 @@ impl<B: StableBuf, C> StoreContext<B, C> {
                 Ok(()) => Started::Done(buf, ctx, Ok(())),
             };
         }
+        let commit = if group_commit {
+            WriteCommit::Group
+        } else {
+            WriteCommit::None
+        };
         let token = Token::Io {
             buf,
             ctx,
             op,
             export,
-            group_commit,
+            commit,
         };
-        let queued = match op {
-            Op::Flush => self.ring.fsync(fd, false, token),
-            // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and ours
-            // while the token lives, and the ring holds the token until
-            // the operation completes (its Drop waits for that); the
-            // store's fd lives as long as `self.stores`, which the ring
-            // (declared before it, so dropped first) never outlives; a
-            // direct store's buffer is aligned (checked above).
-            Op::Read { .. } | Op::Write { .. } => unsafe {
-                self.ring
-                    .transfer(op.is_write(), fd, offset, ptr, len, token)
-            },
+        if op == Op::Flush {
+            let queued = self.ring.fsync(fd, false, token);
+            return self.queued(queued, export, commit);
+        }
+        let write = Staged { fd, offset, token };
+        if group_commit {
+            // The first durable write of an idle export waits for the end
+            // of the batch; a second one sends both as a group.
+            match self.staged[export].take() {
+                None if self.ledger.groups[export].is_idle() => {
+                    self.staged[export] = Some(write);
+                    return Started::Pending;
+                }
+                None => {}
+                Some(first) => {
+                    if let Started::Done(buf, ctx, result) = self.push(first, export, commit) {
+                        // Refused by the ring: answered by the next reap.
+                        self.refused.push((buf, ctx, result));
+                    }
+                }
+            }
+        }
+        self.push(write, export, commit)
+    }
+
+    /// Pushes a read or write into the ring.
+    fn push(
+        &mut self,
+        mut w: Staged<Token<B, C>>,
+        export: usize,
+        commit: WriteCommit,
+    ) -> Started<B, C> {
+        let dsync = commit == WriteCommit::Solo;
+        let Token::Io { op, buf, .. } = &mut w.token else {
+            unreachable!("a request's token")
         };
+        let write = op.is_write();
+        let bytes = buf.bytes();
+        let (ptr, len) = (bytes.as_mut_ptr(), bytes.len());
+        // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and ours while
+        // the token lives, and the ring holds the token until the
+        // operation completes (its Drop waits for that); the store's fd
+        // lives as long as `self.stores`, which the ring (declared before
+        // it, so dropped first) never outlives; a direct store's buffer is
+        // aligned (checked by `start`).
+        let queued = unsafe {
+            self.ring
+                .transfer(write, w.fd, w.offset, ptr, len, dsync, w.token)
+        };
+        self.queued(queued, export, commit)
+    }
+
+    /// Books an operation the ring took, or answers one it refused.
+    fn queued(
+        &mut self,
+        queued: Result<(), Token<B, C>>,
+        export: usize,
+        commit: WriteCommit,
+    ) -> Started<B, C> {
+        let group = &mut self.ledger.groups[export];
         match queued {
             Ok(()) => {
-                if group_commit {
-                    self.ledger.groups[export].write_started();
+                match commit {
+                    WriteCommit::Group => group.write_started(),
+                    WriteCommit::Solo => group.solo_started(),
+                    WriteCommit::None => {}
                 }
                 Started::Pending
             }
@@ -270,12 +359,29 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         result.map_err(|e| Cause::of(&e))
     }
 
-    /// Starts the barriers that groups want, then submits everything
+    /// Sends each export's staged write solo (it was the batch's only
+    /// one), starts the barriers that groups want, then submits everything
     /// queued with one system call.
     pub fn submit(&mut self) {
+        self.send_staged();
         self.commit(false);
         if let Err(e) = self.ring.submit() {
             log::warn!("queue {}: io_uring submit failed: {e}", self.ledger.queue);
+        }
+    }
+
+    fn send_staged(&mut self) {
+        for export in 0..self.staged.len() {
+            if let Some(mut write) = self.staged[export].take() {
+                let Token::Io { commit, .. } = &mut write.token else {
+                    unreachable!("a request's token")
+                };
+                *commit = WriteCommit::Solo;
+                if let Started::Done(buf, ctx, result) = self.push(write, export, WriteCommit::Solo)
+                {
+                    self.refused.push((buf, ctx, result));
+                }
+            }
         }
     }
 
@@ -296,8 +402,12 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     /// Hands back every request whose storage work is finished, and starts
     /// the barriers that this made ready. Returns the completions seen.
     pub fn reap(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
+        let mut n = self.refused.len();
+        for (buf, ctx, result) in self.refused.drain(..) {
+            done(buf, ctx, result);
+        }
         let Self { ring, ledger, .. } = self;
-        let n = ring.reap(|c| ledger.complete(c, &mut done));
+        n += ring.reap(|c| ledger.complete(c, &mut done));
         if n > 0 {
             self.submit();
         }
@@ -309,6 +419,11 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     pub fn drain(&mut self, mut done: impl FnMut(B, C, Result<(), AtaFailure>)) -> usize {
         let mut n = 0;
         loop {
+            self.send_staged();
+            for (buf, ctx, result) in self.refused.drain(..) {
+                n += 1;
+                done(buf, ctx, result);
+            }
             self.commit(true);
             if self.ring.in_flight() == 0 {
                 debug_assert!(self.ledger.groups.iter().all(GroupCommit::is_idle));
@@ -368,13 +483,18 @@ impl<B, C> Ledger<B, C> {
                 ctx,
                 op,
                 export,
-                group_commit,
+                commit,
             } => {
-                if group_commit {
-                    match result {
-                        Ok(()) => return self.groups[export].write_completed((buf, ctx)),
-                        Err(_) => self.groups[export].write_failed(),
+                match (commit, result) {
+                    (WriteCommit::Group, Ok(())) => {
+                        return self.groups[export].write_completed((buf, ctx))
                     }
+                    (WriteCommit::Group, Err(_)) => self.groups[export].write_failed(),
+                    (WriteCommit::Solo, _) => {
+                        self.solo_writes += 1;
+                        self.groups[export].solo_done();
+                    }
+                    (WriteCommit::None, _) => {}
                 }
                 let result =
                     result.map_err(|cause| self.failed(op.name(), ata_failure(op, cause), cause));

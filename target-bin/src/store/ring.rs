@@ -61,7 +61,8 @@ impl<T> DirectRing<T> {
     }
 
     /// Queues a read of `len` bytes at `offset` of `fd` into `buf`, or a
-    /// write (`write`) from it.
+    /// write from it (`write`; with `dsync`, one that completes only once
+    /// it is durable, as with O_DSYNC).
     ///
     /// # Safety
     /// `buf..buf+len` must stay valid, and untouched by anyone else, until
@@ -75,11 +76,16 @@ impl<T> DirectRing<T> {
         offset: u64,
         buf: *mut u8,
         len: usize,
+        dsync: bool,
         token: T,
     ) -> Result<(), T> {
         let (fd, n) = (types::Fd(fd), len as u32);
         let entry = if write {
-            opcode::Write::new(fd, buf, n).offset(offset).build()
+            let flags = if dsync { libc::RWF_DSYNC } else { 0 };
+            opcode::Write::new(fd, buf, n)
+                .offset(offset)
+                .rw_flags(flags)
+                .build()
         } else {
             opcode::Read::new(fd, buf, n).offset(offset).build()
         };

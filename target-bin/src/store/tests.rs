@@ -127,12 +127,19 @@ fn round_trip(backend: Backend, durability: Durability, at: usize) {
         "the sector after is untouched"
     );
     assert_eq!(ctx.io_errors(), 0);
-    // A durable write to a file waits for one barrier; writeback for none.
-    let barriers = match durability {
-        Durability::Durable => 1,
-        Durability::Writeback => 0,
+    // A lone durable write goes solo (RWF_DSYNC) through the ring, and
+    // waits for a barrier on the bounce path; writeback needs neither.
+    let bounced = backend == Backend::Direct && at % 512 != 0;
+    let (barriers, solo) = match durability {
+        Durability::Durable if bounced => (1, 0),
+        Durability::Durable => (0, 1),
+        Durability::Writeback => (0, 0),
     };
-    assert_eq!(ctx.barriers(), barriers, "{backend:?} {durability:?}");
+    assert_eq!(
+        (ctx.barriers(), ctx.solo_writes()),
+        (barriers, solo),
+        "{backend:?} {durability:?} at {at}: (barriers, solo writes)"
+    );
 }
 
 #[test]
@@ -214,6 +221,7 @@ fn writes_held_together_share_one_barrier_and_reads_are_not_held() {
         }
     }
     assert_eq!(ctx.barriers(), 1, "one barrier for the group");
+    assert_eq!(ctx.solo_writes(), 0, "a write with company never goes solo");
     assert!(
         write_rounds.iter().all(|&r| r == write_rounds[0]),
         "the group's answers leave together: {write_rounds:?}"
