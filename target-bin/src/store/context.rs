@@ -12,7 +12,7 @@ use aoe_proto::AtaFailure;
 use super::aligned::{is_direct_aligned, AlignedBuf};
 use super::commit::GroupCommit;
 use super::direct;
-use super::ring::{Completion, DirectRing};
+use super::ring::{Completion, DirectRing, Transfer};
 use super::{Backend, Commit, Store};
 
 /// Memory that a storage operation reads into or writes from.
@@ -210,6 +210,11 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         self.ledger.barriers
     }
 
+    /// Operations in the ring, and writes held for their group commit.
+    pub fn in_flight(&self) -> usize {
+        self.ring.in_flight() + self.staged.iter().flatten().count()
+    }
+
     /// Durable writes that went alone, as RWF_DSYNC, so far.
     pub fn solo_writes(&self) -> u64 {
         self.ledger.solo_writes
@@ -295,11 +300,14 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         export: usize,
         commit: WriteCommit,
     ) -> Started<B, C> {
-        let dsync = commit == WriteCommit::Solo;
         let Token::Io { op, buf, .. } = &mut w.token else {
             unreachable!("a request's token")
         };
-        let write = op.is_write();
+        let kind = match (op.is_write(), commit) {
+            (false, _) => Transfer::Read,
+            (true, WriteCommit::Solo) => Transfer::WriteDsync,
+            (true, _) => Transfer::Write,
+        };
         let bytes = buf.bytes();
         let (ptr, len) = (bytes.as_mut_ptr(), bytes.len());
         // SAFETY: B: StableBuf keeps `ptr..ptr+len` valid and ours while
@@ -308,10 +316,7 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         // lives as long as `self.stores`, which the ring (declared before
         // it, so dropped first) never outlives; a direct store's buffer is
         // aligned (checked by `start`).
-        let queued = unsafe {
-            self.ring
-                .transfer(write, w.fd, w.offset, ptr, len, dsync, w.token)
-        };
+        let queued = unsafe { self.ring.transfer(kind, w.fd, w.offset, ptr, len, w.token) };
         self.queued(queued, export, commit)
     }
 

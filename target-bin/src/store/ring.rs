@@ -15,6 +15,15 @@ struct Slot<T> {
     len: usize,
 }
 
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    Read,
+    Write,
+    /// A write that completes only once it is durable (as with O_DSYNC).
+    WriteDsync,
+}
+
 /// How an operation ended: `res` is the kernel's result (bytes, or -errno).
 pub struct Completion<T> {
     pub token: T,
@@ -61,8 +70,7 @@ impl<T> DirectRing<T> {
     }
 
     /// Queues a read of `len` bytes at `offset` of `fd` into `buf`, or a
-    /// write from it (`write`; with `dsync`, one that completes only once
-    /// it is durable, as with O_DSYNC).
+    /// write from it.
     ///
     /// # Safety
     /// `buf..buf+len` must stay valid, and untouched by anyone else, until
@@ -71,23 +79,21 @@ impl<T> DirectRing<T> {
     /// and `len` must suit it.
     pub unsafe fn transfer(
         &mut self,
-        write: bool,
+        kind: Transfer,
         fd: RawFd,
         offset: u64,
         buf: *mut u8,
         len: usize,
-        dsync: bool,
         token: T,
     ) -> Result<(), T> {
         let (fd, n) = (types::Fd(fd), len as u32);
-        let entry = if write {
-            let flags = if dsync { libc::RWF_DSYNC } else { 0 };
-            opcode::Write::new(fd, buf, n)
+        let entry = match kind {
+            Transfer::Read => opcode::Read::new(fd, buf, n).offset(offset).build(),
+            Transfer::Write => opcode::Write::new(fd, buf, n).offset(offset).build(),
+            Transfer::WriteDsync => opcode::Write::new(fd, buf, n)
                 .offset(offset)
-                .rw_flags(flags)
-                .build()
-        } else {
-            opcode::Read::new(fd, buf, n).offset(offset).build()
+                .rw_flags(libc::RWF_DSYNC)
+                .build(),
         };
         // SAFETY: the caller's promise covers the entry's buffer.
         unsafe { self.push(entry, token, len) }

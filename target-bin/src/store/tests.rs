@@ -129,7 +129,7 @@ fn round_trip(backend: Backend, durability: Durability, at: usize) {
     assert_eq!(ctx.io_errors(), 0);
     // A lone durable write goes solo (RWF_DSYNC) through the ring, and
     // waits for a barrier on the bounce path; writeback needs neither.
-    let bounced = backend == Backend::Direct && at % 512 != 0;
+    let bounced = backend == Backend::Direct && !at.is_multiple_of(512);
     let (barriers, solo) = match durability {
         Durability::Durable if bounced => (1, 0),
         Durability::Durable => (0, 1),
