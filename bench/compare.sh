@@ -9,7 +9,11 @@
 # `sync` before each. Prints IOPS, p50/p99 latency and the target's CPU time
 # per request. Environment: SECS (6), REPS (2), DEPTHS ("1 16 64"), LOOP (0;
 # 1 serves the export through a loop device, so aoe-xdp uses its direct
-# backend), AOE_BENCH (target/release/aoe-bench).
+# backend), DIR (/dev/shm: where the 256 MiB file lives; a directory on a
+# disk for durable writes, which on tmpfs cost nothing), OLD_OPTS, NEW_OPTS
+# (appended to each binary's export, e.g. NEW_OPTS=,writeback to compare a
+# binary from before durable exports with the same acknowledgement
+# semantics), AOE_BENCH (target/release/aoe-bench).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=../tests/lib.sh
@@ -25,7 +29,8 @@ done
 command -v jq >/dev/null || { echo "needs jq (make deps)" >&2; exit 2; }
 
 NS_T=$(ns_name ct) NS_I=$(ns_name ci) IF_T=$(if_name t) IF_I=$(if_name i)
-DISK=/dev/shm/$RUN_TAG-compare.img
+DIR=${DIR:-/dev/shm} OLD_OPTS=${OLD_OPTS:-} NEW_OPTS=${NEW_OPTS:-}
+DISK=$DIR/$RUN_TAG-compare.img
 LOG=$(mktemp "/tmp/$RUN_TAG-compare.XXXXXX")
 on_exit rm -f "$DISK" "$LOG"
 make_netns "$NS_T"
@@ -42,12 +47,12 @@ for _ in $(seq "$REPS"); do
 	for depth in $DEPTHS; do
 		for op in write read; do
 			for which in old new; do
-				bin=$OLD
-				[ "$which" = new ] && bin=$NEW
+				bin=$OLD opts=$OLD_OPTS
+				[ "$which" = new ] && bin=$NEW opts=$NEW_OPTS
 				sync
 				# setsid, ip netns exec and taskset all exec: TARGET_PID is aoe-xdp.
 				start_target_cmd "$NS_T" "$LOG" serving taskset -c 0 "$bin" --iface "$IF_T" \
-					--export "1.1=$EXPORT" --stats-interval 0
+					--export "1.1=$EXPORT$opts" --stats-interval 0
 				c0=$(ticks "$TARGET_PID")
 				read_pct=0
 				[ "$op" = read ] && read_pct=100
