@@ -12,6 +12,13 @@
 #
 # The VM reads the whole device, writes two regions (one ending at the last
 # sector) and reads them back; the host compares against the backing file.
+# Two more scenarios, each in a VM of its own:
+#   restart  the VM writes and reads back 4 KiB blocks while the target is
+#            killed (SIGKILL) three times and stopped (SIGTERM) twice,
+#            restarted at once each time: no error, no block lost.
+#   fullfs   the export is a sparse file on a small filesystem that fills
+#            up: only the writes past the free space fail (EIO in the VM), the
+#            target lives, reads and overwrites keep working.
 #
 # Environment:
 #   TARGET_CMD   command run in aoex-itgt via `sh -c` from the repository
@@ -36,6 +43,15 @@
 #   CAPTURE=1    record the AoE traffic of each run (on the bridge-side veth,
 #                which also sees frames a target sends with XDP_TX) to
 #                build/interop/aoex-PID/aoe-qN.pcap; needs tcpdump or dumpcap
+#   SCENARIOS    which to run, in this order (default "basic restart fullfs";
+#                basic = the runs of QUEUES_LIST and LOOP_QUEUES), e.g.
+#                SCENARIOS="restart fullfs". restart and fullfs need aoe-xdp.
+#   RESTART_GAP  restart: seconds of writes after the initiator has resumed
+#                before the next restart (default 5); the driver takes about
+#                15 s to resume, so the VM writes for about 5 x (15 + GAP) s
+#   FULL_FS      fullfs: the filesystem under the export, tmpfs (default) or
+#                ext4 (on a loop device); 8 MiB, the VM writes 12 MiB
+#   FULL_OPTS    fullfs: export options appended to the file, e.g. ",direct"
 #
 # tests/demo.sh sources this file (then main does not run) and calls
 # prepare and run_demo.
@@ -65,6 +81,16 @@ QUEUES_LIST=${QUEUES_LIST:-${QUEUES:-1 2}}
 LOOP_QUEUES=${LOOP_QUEUES-$DEFAULT_LOOP_QUEUES}
 SIZE_MB=${SIZE_MB:-32}
 VM_TIMEOUT=${VM_TIMEOUT:-300}
+SCENARIOS=${SCENARIOS:-basic restart fullfs}
+RESTART_GAP=${RESTART_GAP:-5}
+# How the target goes down in the restart scenario, in this order.
+RESTART_SIGNALS="KILL TERM KILL KILL TERM"
+FULL_FS=${FULL_FS:-tmpfs}
+FULL_OPTS=${FULL_OPTS:-}
+FULL_FS_MB=8
+FULL_EXPORT_MB=32
+FILL_MB=12
+FULL_LOOP=""
 AOE_TARGET=e1.1 # shelf 1, slot 1 as exported by TARGET_CMD
 WRITE_OFF=$((4 << 20))
 WRITE_LEN=$((1 << 20))
@@ -189,15 +215,25 @@ stop_capture() {
 
 # --- VM ---------------------------------------------------------------------
 
-# run_vm KERNEL INITRD LOG: boot the VM and wait until it powers off. In the
-# background + `wait` so that a signal to this shell runs its trap at once.
+# run_vm KERNEL INITRD LOG [aoetest.KEY=VALUE...]: boot the VM and wait
+# until it powers off.
 run_vm() {
-	local kernel=$1 initrd=$2 log=$3 rc=0
+	start_vm "$@"
+	wait_vm "$3"
+}
+
+# start_vm KERNEL INITRD LOG [aoetest.KEY=VALUE...]: boot the VM in the
+# background (QEMU_PID); its console goes to LOG. In the background (also for
+# run_vm) so that a signal to this shell runs its trap at once.
+start_vm() {
+	local kernel=$1 initrd=$2 log=$3
+	shift 3
 	local append="console=ttyS0 quiet panic=-1 aoetest.target=$AOE_TARGET"
 	append+=" aoetest.wait=30 aoetest.deadline=$((VM_TIMEOUT - 30))"
 	append+=" aoetest.write_off=$WRITE_OFF"
 	append+=" aoetest.write_len=$WRITE_LEN aoetest.tail_len=$TAIL_LEN"
 	[ "${DEMO:-0}" != 1 ] || append+=" aoetest.mode=demo"
+	[ "$#" -eq 0 ] || append+=" $*"
 	# KVM hangs on this machine: always TCG.
 	timeout "$VM_TIMEOUT" ip netns exec "$NS_VM" qemu-system-x86_64 \
 		-accel tcg -m 512 -nographic -no-reboot \
@@ -205,6 +241,12 @@ run_vm() {
 		-netdev tap,id=n0,ifname=tap0,script=no,downscript=no \
 		-device e1000,netdev=n0 </dev/null >"$log" 2>&1 &
 	QEMU_PID=$!
+}
+
+# wait_vm LOG: wait until the VM started by start_vm powers off; its report
+# lines then are in LOG.aoetest.
+wait_vm() {
+	local log=$1 rc=0
 	wait "$QEMU_PID" || rc=$?
 	QEMU_PID=""
 	# The console has CRLF line ends and SeaBIOS' escape sequences, possibly in
@@ -391,6 +433,287 @@ run_demo() {
 	rm -f "$BACKING"
 }
 
+# --- scenarios: restarts, a full filesystem ------------------------------------
+
+# report_field LOG PREFIX KEY: KEY's value on the VM's first report line
+# that starts with "AOETEST PREFIX".
+report_field() {
+	grep -a "^AOETEST $2" "$1" | head -n 1 | grep -oE "(^| )$3=[^ ]*" | head -n 1 |
+		cut -d= -f2- || true
+}
+
+# console_has LOG REGEX: the VM's console so far has a matching line.
+console_has() { [ -f "$1" ] && tr -d '\r' <"$1" | grep -aqE "$2"; }
+
+# vm_writes LOG: writes done by the VM's restart loop, as its console says so far.
+vm_writes() {
+	local n
+	n=$(tr -d '\r' <"$1" | grep -aoE '^AOETEST restart progress writes=[0-9]+' |
+		tail -n 1 | grep -oE '[0-9]+$' || true)
+	echo "${n:-0}"
+}
+
+vm_running() { [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; }
+
+# xdp_attached: an XDP program is attached to the target's interface.
+xdp_attached() { ip -n "$NS_TGT" link show dev "$TGT_IF" | grep -q 'prog/xdp'; }
+xdp_detached() { ! xdp_attached; }
+
+# target_served_writes N: the running target (--stats-interval 1) has
+# counted at least N writes since its start.
+target_served_writes() {
+	local n
+	n=$(target_output | grep -oE "stats queue=0 .* writes=[0-9]+" | tail -n 1 |
+		grep -oE "[0-9]+$") || return 1
+	[ "$n" -ge "$1" ]
+}
+
+# restart_due TIME: the VM has gone, or TIME (in $SECONDS) has come and the
+# target that runs now has served ten of the VM's 4 KiB writes (1 KiB frames).
+restart_due() {
+	vm_running || return 0
+	[ "$SECONDS" -ge "$1" ] && target_served_writes 40
+}
+
+# writes_resumed: the VM has gone, or the target that runs now has served a write.
+writes_resumed() { ! vm_running || target_served_writes 1; }
+
+# restart_target SIG N LOG VM_LOG SECS: the N-th restart, SECS into the VM's
+# writes: SIGKILL or SIGTERM, no XDP program may stay attached, then the same
+# target again at once; returns once the VM's writes reach it.
+restart_target() {
+	local sig=$1 n=$2 tlog=$3 vlog=$4 secs=$5 rc=0 t0 ms
+	t0=$(date +%s%N)
+	if [ "$sig" = KILL ]; then
+		kill_target
+	else
+		stop_target || rc=$?
+		check "[restart] $n: exit status 0 after SIGTERM (was $rc)" test "$rc" -eq 0
+	fi
+	if xdp_attached; then
+		fail "[restart] $n: no XDP program attached after SIG$sig"
+		ip -n "$NS_TGT" link show dev "$TGT_IF" | sed 's/^/  link| /'
+	else
+		pass "[restart] $n: no XDP program attached after SIG$sig"
+	fi
+	if ! start_vm_target 1 "$tlog"; then
+		fail "[restart] $n: target started again after SIG$sig"
+		return 1
+	fi
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "[restart] $n: SIG$sig ${secs}s into the VM's writes, at its write $(vm_writes "$vlog"); serving again after ${ms} ms"
+	# The driver retransmits on its own timer (counters: 1 s resolution).
+	if WAIT_SECS=120 wait_for writes_resumed && vm_running; then
+		echo "[restart] $n: the VM's writes reached the target again $((($(date +%s%N) - t0) / 1000000)) ms after SIG$sig"
+	fi
+}
+
+# stop_mark FILE: "aoetest stop" at the start of FILE's last 4 KiB block,
+# which the restart scenario's VM polls (the rest of the block: zeros).
+stop_mark() {
+	printf 'aoetest stop' | dd of="$1" bs=4096 seek=$(($(stat -c %s "$1") / 4096 - 1)) \
+		conv=notrunc,sync 2>/dev/null
+}
+
+# run_restart: the VM writes and reads back 4 KiB blocks while the target is
+# killed (SIGKILL) three times and stopped (SIGTERM) twice, each time
+# restarted at once, RESTART_GAP seconds after the VM's writes have resumed
+# (the driver's retransmit takes about 15 s). The Linux driver retransmits for
+# aoe_deadsecs, so the VM must see no error and no lost or stale block.
+run_restart() {
+	local log=$WORK/vm-restart.log tlog=$WORK/target-restart.log rep
+	local start=$SECONDS t0 due sig n=0 rc=0 len wrote serving kicks
+	# Per-second counters show when the driver has resumed after a restart.
+	local TARGET_CMD="$TARGET_CMD --stats-interval 1"
+	on_exit stop_vm
+	echo "=== restarts under the Linux aoe initiator: SIG${RESTART_SIGNALS// /, SIG}, ${RESTART_GAP}s of writes between ==="
+	make_backing
+	setup_net 1
+	if ! start_vm_target 1 "$tlog"; then
+		fail "[restart] target started"
+		return 0
+	fi
+	start_vm "$KDIR/vmlinuz" "$INITRD" "$log" aoetest.scenario=restart \
+		aoetest.duration=$((VM_TIMEOUT - 90))
+	if ! WAIT_SECS=120 wait_for console_has "$log" '^AOETEST restart started'; then
+		fail "[restart] the VM started writing"
+		stop_vm
+		show_logs "$log" "$tlog"
+		return 0
+	fi
+	t0=$SECONDS
+	due=$((t0 + RESTART_GAP))
+	for sig in $RESTART_SIGNALS stop; do
+		WAIT_SECS=120 wait_for restart_due "$due" || true
+		if ! vm_running; then
+			fail "[restart] the VM was still writing at restart $((n + 1))"
+			break
+		fi
+		if ! target_served_writes 40; then
+			fail "[restart] the VM's writes reached the target before restart $((n + 1))"
+			break
+		fi
+		[ "$sig" != stop ] || break
+		n=$((n + 1))
+		restart_target "$sig" "$n" "$tlog" "$log" $((SECONDS - t0))
+		due=$((SECONDS + RESTART_GAP))
+	done
+	stop_mark "$BACKING"
+	stop_mark "$BACKING.orig" # so that only the VM's blocks differ at the end
+	wait_vm "$log"
+	rep=$log.aoetest
+	check "[restart] target still running after the VM finished" target_alive
+	stop_target || rc=$?
+	check "[restart] target exit status 0 after SIGTERM (was $rc)" test "$rc" -eq 0
+	check "[restart] no XDP program attached at the end" xdp_detached
+	serving=$(grep -c ' INFO: serving ' "$tlog" || true)
+	check "[restart] the target was restarted 5 times (it logged 'serving' $serving times)" \
+		test "$serving" -eq 6
+	if ! grep -aq '^AOETEST restart result' "$rep"; then
+		fail "[restart] the VM reported its result"
+		show_logs "$log" "$tlog"
+		return 0
+	fi
+	grep -a '^AOETEST restart \(result\|dmesg\|.*failed\|mismatch\)\|^AOETEST kick\|^AOETEST stats' "$rep" |
+		sed 's/^AOETEST /[restart] VM: /'
+	check "[restart] the VM stopped when asked (not at its time limit)" \
+		test "$(report_field "$rep" "restart result" stopped)" = 1
+	check "[restart] the VM wrote blocks ($(report_field "$rep" "restart result" writes))" \
+		test "$(report_field "$rep" "restart result" writes)" -gt 0
+	check "[restart] no I/O error in the VM" test "$(report_field "$rep" "restart result" errors)" = 0
+	check "[restart] every block read back right after its write" \
+		test "$(report_field "$rep" "restart result" mismatches)" = 0
+	check "[restart] every block read back right at the end" \
+		test "$(report_field "$rep" "restart result" verify_bad)" = 0
+	check "[restart] no aoe or I/O error in the VM's dmesg" \
+		test "$(report_field "$rep" "restart dmesg_errors" dmesg_errors)" = 0
+	len=$(report_field "$rep" "restart result" len)
+	wrote=$(report_field "$rep" "restart result" wrote_md5)
+	check "[restart] backing file has every block the VM wrote" \
+		same "$wrote" "$(head -c "${len:-0}" "$BACKING" | md5sum | cut -d' ' -f1)"
+	check "[restart] no bytes changed after the written blocks" \
+		cmp -s <(tail -c +$((${len:-0} + 1)) "$BACKING") <(tail -c +$((${len:-0} + 1)) "$BACKING.orig")
+	kicks=$(grep -ac '^AOETEST kick' "$rep" || true)
+	[ "$kicks" -eq 0 ] || echo "[restart] note: the VM kicked the aoe driver $kicks time(s)"
+	check "[restart] VM finished its script" grep -aq '^AOETEST done' "$rep"
+	echo "=== restarts took $((SECONDS - start))s ==="
+}
+
+unmount_dir() { umount "$1" 2>/dev/null || umount -l "$1" 2>/dev/null || true; }
+
+# run_fullfs: the export is a sparse FULL_EXPORT_MB file on a FULL_FS_MB
+# filesystem (FULL_FS: tmpfs or ext4 on a loop device); the VM writes FILL_MB
+# 1 MiB regions. The writes past the free space must fail (EIO in the VM) and
+# only those; the target must live, and reads and overwrites must still work.
+run_fullfs() {
+	local log=$WORK/vm-fullfs.log tlog=$WORK/target-fullfs.log mnt=$WORK/fullfs
+	local start=$SECONDS rep r line wrote back md5s=() rc=0
+	local n_ok=0 n_failed=0 last_ok=-1 first_failed=-1 not_eio=0 bad_reread=0 reread_failed=0 differs=0
+	local zeros off state
+	# The export is a file on the small filesystem, with FULL_OPTS.
+	local BACKING=$mnt/export.img TARGET_CMD=${TARGET_CMD//@FILE@/@FILE@$FULL_OPTS}
+	on_exit stop_vm
+	echo "=== a full filesystem: ${FULL_EXPORT_MB} MiB sparse export on a ${FULL_FS_MB} MiB $FULL_FS, VM writes ${FILL_MB} MiB ==="
+	mkdir -p "$mnt"
+	case $FULL_FS in
+	tmpfs)
+		mount -t tmpfs -o "size=${FULL_FS_MB}m" "$RUN_TAG-fullfs" "$mnt"
+		on_exit unmount_dir "$mnt"
+		;;
+	ext4)
+		rm -f "$WORK/fullfs.img"
+		truncate -s "${FULL_FS_MB}M" "$WORK/fullfs.img"
+		on_exit rm -f "$WORK/fullfs.img"
+		mkfs.ext4 -q -b 1024 -m 0 "$WORK/fullfs.img"
+		make_loop "$WORK/fullfs.img" FULL_LOOP
+		mount "$FULL_LOOP" "$mnt"
+		on_exit unmount_dir "$mnt" # before the loop device's detach
+		;;
+	*)
+		fail "[fullfs] FULL_FS=$FULL_FS: want tmpfs or ext4"
+		return 0
+		;;
+	esac
+	truncate -s "${FULL_EXPORT_MB}M" "$BACKING"
+	df -k "$mnt" | sed 's/^/[fullfs] /'
+	setup_net 1
+	if ! start_vm_target 1 "$tlog"; then
+		fail "[fullfs] target started"
+		return 0
+	fi
+	run_vm "$KDIR/vmlinuz" "$INITRD" "$log" aoetest.scenario=fullfs aoetest.fill_mb="$FILL_MB"
+	rep=$log.aoetest
+	check "[fullfs] target still running after the VM finished" target_alive
+	stop_target || rc=$?
+	check "[fullfs] target exit status 0 after SIGTERM (was $rc)" test "$rc" -eq 0
+	check "[fullfs] target logged the storage failure (ENOSPC)" grep -qF \
+		"storage I/O failed: write (No space left on device (os error 28))" "$tlog"
+	{
+		grep -F " export e1.1: " "$tlog" | head -n 1
+		grep -F "storage I/O failed" "$tlog" | tail -n 1
+		grep -F "stats total" "$tlog" | tail -n 1
+	} | sed 's/^/[fullfs] target: /' || true
+	if ! grep -aq '^AOETEST fullfs result' "$rep"; then
+		fail "[fullfs] the VM reported its result"
+		show_logs "$log" "$tlog"
+		return 0
+	fi
+	grep -a '^AOETEST fullfs \(write\|state\|result\|dmesg\|overwrite\|unwritten\)\|^AOETEST kick' "$rep" |
+		sed 's/^AOETEST /[fullfs] VM: /'
+	for ((r = 0; r < FILL_MB; r++)); do
+		line=$(grep -a "^AOETEST fullfs write region=$r " "$rep" | head -n 1 || true)
+		md5s[r]=""
+		case $line in
+		*" ok md5="*)
+			n_ok=$((n_ok + 1))
+			last_ok=$r
+			md5s[r]=${line##* md5=}
+			;;
+		*" failed: "*)
+			n_failed=$((n_failed + 1))
+			[ "$first_failed" -ge 0 ] || first_failed=$r
+			[[ $line == *"Input/output error"* ]] || not_eio=$((not_eio + 1))
+			;;
+		esac
+		off=$((r << 20))
+		line=$(grep -a "^AOETEST fullfs reread region=$r " "$rep" | head -n 1 || true)
+		if [[ $line != *" md5="* ]]; then
+			reread_failed=$((reread_failed + 1))
+			continue
+		fi
+		back=${line##* md5=}
+		[ -z "${md5s[r]}" ] || same "$back" "${md5s[r]}" || bad_reread=$((bad_reread + 1))
+		# Region 0 is overwritten after this read; the others must be in the
+		# file as the VM read them (a failed region: what got in before ENOSPC).
+		[ "$r" -eq 0 ] || same "$back" "$(region_md5 "$BACKING" "$off" $((1 << 20)))" ||
+			differs=$((differs + 1))
+	done
+	check "[fullfs] writes within the free space succeed ($n_ok of $FILL_MB regions)" \
+		test "$n_ok" -gt 0
+	check "[fullfs] writes past the free space fail ($n_failed of $FILL_MB regions)" \
+		test "$n_failed" -gt 0
+	check "[fullfs] only those fail: every failed region after every written one" \
+		test "$last_ok" -lt "$first_failed"
+	check "[fullfs] the failed writes are EIO in the VM" test "$not_eio" -eq 0
+	check "[fullfs] every region read back after ENOSPC (failed reads: $reread_failed)" \
+		test "$reread_failed" -eq 0
+	check "[fullfs] every written region reads back what was written" test "$bad_reread" -eq 0
+	check "[fullfs] the VM read what the backing file holds" test "$differs" -eq 0
+	zeros=$(head -c $((1 << 20)) /dev/zero | md5sum | cut -d' ' -f1)
+	check "[fullfs] a never-written region reads as zeros" \
+		same "$(report_field "$rep" "fullfs unwritten" md5)" "$zeros"
+	wrote=$(report_field "$rep" "fullfs overwrite" wrote_md5)
+	check "[fullfs] overwriting a written region works after ENOSPC" \
+		same "$(report_field "$rep" "fullfs overwrite" reread_md5)" "$wrote"
+	check "[fullfs] backing file has the overwrite" \
+		same "$(region_md5 "$BACKING" 0 $((1 << 20)))" "$wrote"
+	state=$(report_field "$rep" "fullfs state" state)
+	check "[fullfs] the aoe driver keeps the device up (state ${state:-?})" \
+		test "${state%%,*}" = up
+	check "[fullfs] VM finished its script" grep -aq '^AOETEST done' "$rep"
+	echo "=== full filesystem took $((SECONDS - start))s ==="
+}
+
 # prepare: checks, the kernel and the initramfs (KDIR, INITRD), the run's
 # directory (WORK).
 prepare() {
@@ -426,18 +749,41 @@ prepare() {
 }
 
 main() {
+	local q s
+	for s in $SCENARIOS; do
+		case $s in
+		basic | restart | fullfs) ;;
+		*)
+			echo "SCENARIOS: unknown '$s' (known: basic restart fullfs)" >&2
+			exit 1
+			;;
+		esac
+	done
 	prepare
-	local q
 	if [ "${DEMO:-0}" = 1 ]; then
 		run_test run_demo
 		summary
 		return
 	fi
-	for q in $QUEUES_LIST; do
-		run_test run_once "$q"
-	done
-	for q in $LOOP_QUEUES; do
-		run_test run_once "$q" loop
+	for s in $SCENARIOS; do
+		case $s in
+		basic)
+			for q in $QUEUES_LIST; do
+				run_test run_once "$q"
+			done
+			for q in $LOOP_QUEUES; do
+				run_test run_once "$q" loop
+			done
+			;;
+		restart | fullfs)
+			# Their checks rest on aoe-xdp's log (serving, storage failures).
+			if [ "$TARGET_IS_AOE_XDP" = 1 ]; then
+				run_test "run_$s"
+			else
+				echo "scenario $s: not an aoe-xdp target, not run"
+			fi
+			;;
+		esac
 	done
 	summary
 }

@@ -11,11 +11,15 @@
 #   AOETEST reread_md5=MD5 offset=N len=N     same region, read back uncached
 #   AOETEST done
 #   AOETEST kick ...                          see kicker() below
+# and, for aoetest.scenario=restart or fullfs, the lines of that scenario
+# (see scenario_restart and scenario_fullfs) instead of the md5 and regions.
 # Parameters (kernel command line, all optional):
 #   aoetest.target=e1.1  aoetest.wait=30  aoetest.write_off=4194304
 #   aoetest.write_len=1048576  aoetest.tail_len=65536
 #   aoetest.deadline=270   (seconds; then report state and power off)
 #   aoetest.readahead=256  (sectors; see the blockdev --setra below)
+#   aoetest.scenario=restart aoetest.duration=180 (at most, in seconds)
+#   aoetest.scenario=fullfs aoetest.fill_mb=12    (1 MiB regions to write)
 # The host boots with `quiet`: only kernel warnings/errors reach the console,
 # so an AOETEST line is rarely split; dmesg is dumped on failure instead.
 
@@ -102,6 +106,7 @@ kicker() {
 
 # Command line: aoetest.KEY=VALUE becomes shell variable KEY.
 target=e1.1 wait=30 deadline=270 readahead=256 write_off=4194304 write_len=1048576 tail_len=65536
+scenario=basic duration=180 fill_mb=12
 for word in $(cat /proc/cmdline); do
 	case $word in
 	aoetest.*=*)
@@ -175,6 +180,170 @@ if [ "${mode:-test}" = demo ]; then
 	say done
 	finish
 fi
+
+# report_dmesg FROM NAME: the kernel's lines after the first FROM, each
+# distinct message once with its count ("AOETEST NAME dmesg: N x MESSAGE",
+# the first 20), and how many lines look like errors ("AOETEST NAME
+# dmesg_errors=N"). The scenarios keep kernel lines off the console
+# (dmesg -n 1) so that none splits a report line.
+report_dmesg() {
+	dmesg | tail -n +$(($1 + 1)) >/tmp/dmesg.new
+	sed 's/^\[[ 0-9.]*\] //' /tmp/dmesg.new | sort | uniq -c | sort -rn | head -n 20 |
+		sed "s/^ *\([0-9]*\) /AOETEST $2 dmesg: \1 x /"
+	say "$2 dmesg_errors=$(grep -Eic 'error|fail|down|timeout|abort' /tmp/dmesg.new)"
+}
+
+# dd_error: the first line of dd's complaint in /tmp/dd.err, without the counts.
+dd_error() { grep -v 'records\|bytes' /tmp/dd.err | head -n 1; }
+
+# secs_of CS: centiseconds as seconds with two decimals.
+secs_of() { echo "$(($1 / 100)).$(printf %02d $(($1 % 100)))"; }
+
+# block_data N: the 4 KiB the restart scenario writes to block N; its number
+# in every line, so that a lost, stale or misplaced block shows.
+block_data() { yes "aoetest restart: block $1" | head -c 4096; }
+
+# aoetest.scenario=restart: write block after block (4 KiB each, from sector
+# 0, uncached) and read each back at once, while the host kills and restarts
+# the target; then read every block again in one pass. The loop ends when the
+# host has written "aoetest stop" into the device's last block (checked about
+# every second), or after `duration` seconds.
+# Reports:
+#   AOETEST restart started
+#   AOETEST restart progress writes=N errors=N mismatches=N   about every second
+#   AOETEST restart write|read N failed: ... / restart mismatch block=N
+#   AOETEST restart result writes=N errors=N mismatches=N verify_bad=N
+#           loop_secs=S.SS worst_secs=S.SS stopped=0|1 wrote_md5=MD5 len=N
+#   AOETEST restart dmesg...                                   see report_dmesg
+scenario_restart() {
+	local i=0 errors=0 mismatches=0 bad stopped=0 blocks=$((size / 4096 - 1))
+	local t t0 t_start t_end t_said worst=0 dm0
+	dmesg -n 1
+	dm0=$(dmesg | wc -l)
+	: >/tmp/expected
+	t=$(now_cs)
+	t_start=$t
+	t_end=$((t + duration * 100))
+	t_said=$t
+	say "restart started"
+	while [ "$t" -lt "$t_end" ] && [ "$i" -lt "$blocks" ]; do
+		t0=$t
+		block_data "$i" >/tmp/blk
+		cat /tmp/blk >>/tmp/expected
+		# bs >= page size: busybox dd page-aligns only those buffers (O_DIRECT).
+		if ! dd if=/tmp/blk of="$dev" bs=4096 seek="$i" oflag=direct conv=notrunc 2>/tmp/dd.err; then
+			errors=$((errors + 1))
+			say "restart write $i failed: $(dd_error)"
+		elif ! dd if="$dev" of=/tmp/back bs=4096 skip="$i" count=1 iflag=direct 2>/tmp/dd.err; then
+			errors=$((errors + 1))
+			say "restart read $i failed: $(dd_error)"
+		elif ! cmp -s /tmp/blk /tmp/back; then
+			mismatches=$((mismatches + 1))
+			say "restart mismatch block=$i"
+		fi
+		i=$((i + 1))
+		t=$(now_cs)
+		[ $((t - t0)) -le "$worst" ] || worst=$((t - t0))
+		[ $((t - t_said)) -ge 100 ] || continue
+		say "restart progress writes=$i errors=$errors mismatches=$mismatches"
+		t_said=$t
+		if ! dd if="$dev" of=/tmp/stop bs=4096 skip="$blocks" count=1 iflag=direct 2>/tmp/dd.err; then
+			errors=$((errors + 1))
+			say "restart read of the stop block failed: $(dd_error)"
+		elif [ "$(head -c 12 /tmp/stop)" = "aoetest stop" ]; then
+			stopped=1
+			break
+		fi
+	done
+	t=$(now_cs)
+	say "restart progress writes=$i errors=$errors mismatches=$mismatches"
+	# Every block written, once more, uncached: counts the blocks that differ
+	# (a short read counts too).
+	if dd if="$dev" of=/tmp/back bs=4096 count="$i" iflag=direct 2>/tmp/dd.err; then
+		bad=$(cmp -l /tmp/expected /tmp/back 2>&1 | awk '{ print int(($1 - 1) / 4096) }' | uniq | wc -l)
+	else
+		errors=$((errors + 1))
+		say "restart verify read failed: $(dd_error)"
+		bad=$i
+	fi
+	say "restart result writes=$i errors=$errors mismatches=$mismatches verify_bad=$bad" \
+		"loop_secs=$(secs_of $((t - t_start))) worst_secs=$(secs_of "$worst") stopped=$stopped" \
+		"wrote_md5=$(md5sum </tmp/expected | cut -d' ' -f1) len=$((i * 4096))"
+	report_dmesg "$dm0" restart
+}
+
+# fullfs_read WHAT OFFSET: one uncached 1 MiB read, its md5 reported.
+fullfs_read() {
+	if dd if="$dev" of=/tmp/back bs=65536 skip=$(($2 / 65536)) count=16 \
+		iflag=direct 2>/tmp/dd.err; then
+		say "fullfs $1 offset=$2 md5=$(md5sum </tmp/back | cut -d' ' -f1)"
+	else
+		say "fullfs $1 offset=$2 failed: $(dd_error)"
+	fi
+}
+
+# aoetest.scenario=fullfs: the export is a file on a filesystem with less
+# free space than fill_mb MiB. Write fill_mb distinct 1 MiB regions from
+# sector 0 (uncached, 64 KiB requests), then read each region back, read a
+# region never written (the device's last MiB), and overwrite region 0.
+# Reports:
+#   AOETEST fullfs write region=R offset=N ok md5=MD5 | failed: DD ERROR
+#   AOETEST fullfs reread region=R offset=N md5=MD5 | failed: DD ERROR
+#   AOETEST fullfs unwritten offset=N md5=MD5 | failed: DD ERROR
+#   AOETEST fullfs overwrite offset=0 wrote_md5=MD5 reread_md5=MD5 | failed: ...
+#   AOETEST fullfs state=STATE          the driver's view of the device
+#   AOETEST fullfs result ok=N failed=N
+#   AOETEST fullfs dmesg...                                    see report_dmesg
+scenario_fullfs() {
+	local r=0 len=1048576 off md5 ok=0 failed=0 dm0
+	dmesg -n 1
+	dm0=$(dmesg | wc -l)
+	while [ "$r" -lt "$fill_mb" ]; do
+		off=$((r * len))
+		dd if=/dev/urandom of=/tmp/region bs=$len count=1 2>/dev/null || die "urandom"
+		md5=$(md5sum </tmp/region | cut -d' ' -f1)
+		if dd if=/tmp/region of="$dev" bs=65536 seek=$((off / 65536)) oflag=direct \
+			conv=notrunc 2>/tmp/dd.err; then
+			ok=$((ok + 1))
+			say "fullfs write region=$r offset=$off ok md5=$md5"
+		else
+			failed=$((failed + 1))
+			say "fullfs write region=$r offset=$off failed: $(dd_error)"
+		fi
+		r=$((r + 1))
+	done
+	r=0
+	while [ "$r" -lt "$fill_mb" ]; do
+		fullfs_read "reread region=$r" $((r * len))
+		r=$((r + 1))
+	done
+	fullfs_read unwritten $((size - len))
+	# Space the file already has is still writable.
+	dd if=/dev/urandom of=/tmp/region bs=$len count=1 2>/dev/null || die "urandom"
+	md5=$(md5sum </tmp/region | cut -d' ' -f1)
+	if dd if=/tmp/region of="$dev" bs=65536 oflag=direct conv=notrunc 2>/tmp/dd.err; then
+		if dd if="$dev" of=/tmp/back bs=65536 count=16 iflag=direct 2>/tmp/dd.err; then
+			say "fullfs overwrite offset=0 wrote_md5=$md5 reread_md5=$(md5sum </tmp/back | cut -d' ' -f1)"
+		else
+			say "fullfs overwrite offset=0 reread failed: $(dd_error)"
+		fi
+	else
+		say "fullfs overwrite offset=0 failed: $(dd_error)"
+	fi
+	say "fullfs state=$(cat "/sys/block/etherd!$target/state")"
+	say "fullfs result ok=$ok failed=$failed"
+	report_dmesg "$dm0" fullfs
+}
+
+case $scenario in
+restart | fullfs)
+	"scenario_$scenario"
+	say "stats $(grep -E '^(falloc|kicked):' /sys/kernel/debug/aoe/$target 2>/dev/null |
+		tr -d ' ' | tr ':\n' '= ')"
+	say done
+	finish
+	;;
+esac
 t0=$(now_cs)
 say "read_md5=$(md5sum <"$dev" | cut -d' ' -f1)"
 t1=$(now_cs)
