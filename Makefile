@@ -12,7 +12,7 @@ APT_PACKAGES := clang llvm m4 libpcap-dev libelf-dev libbpf-dev zlib1g-dev pkg-c
 	iproute2 iputils-ping ethtool python3 vblade aoetools qemu-system-x86 busybox-static \
 	cpio xz-utils kmod gzip coreutils procps util-linux e2fsprogs mount openssl jq bpftool
 
-.PHONY: all deps build test unit lint integration interop demo bench clean-net clean
+.PHONY: all deps build test unit lint integration interop powercut demo bench clean-net clean
 
 all: build
 
@@ -47,6 +47,12 @@ integration: build
 
 interop: build
 	bash tests/interop/linux-initiator.sh
+
+# Power cuts: aoe-xdp in a qemu VM serving a file on ext4 under aoe-bench
+# --verify load; qemu is killed, the VM boots again, every acknowledged
+# write must be there (and with ,writeback it must not: the test sees loss).
+powercut: build
+	bash tests/powercut/run.sh
 
 demo: build
 	bash tests/demo.sh

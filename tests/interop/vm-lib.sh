@@ -59,10 +59,15 @@ add_module() {
 	echo "$name" >>"$dir/order"
 }
 
-# fetch_kernel CACHE: make sure CACHE/<package>/{vmlinuz,modules/} exist and
-# print that directory. Downloads and extracts the .deb only the first time.
+# fetch_kernel CACHE [SET MODULE...]: make sure CACHE/<package>/{vmlinuz,modules/}
+# exist (modules/: e1000 and aoe, for the initiator VM) and print that
+# directory. With SET, also CACHE/<package>/modules-SET/: MODULE... and their
+# dependencies, in load order in its file "order". Each set has its own
+# marker, so a cache made before a set was asked for gets just that set
+# added; the .deb is downloaded and extracted only when something is missing.
 fetch_kernel() {
-	local cache=$1 pkg dir tmp
+	local cache=$1 set=${2:-} pkg dir tmp mod
+	[ $# -lt 2 ] || shift 2
 	pkg=$(kernel_package)
 	if [ -z "$pkg" ]; then # a fresh machine may have no package lists yet
 		apt-get update >&2 || true
@@ -70,37 +75,73 @@ fetch_kernel() {
 	fi
 	[ -n "$pkg" ] || { echo "cannot resolve linux-image-amd64 (apt-cache)" >&2; return 1; }
 	dir=$cache/$pkg
-	if [ -f "$dir/.complete" ]; then
+	if [ -f "$dir/.complete" ] && { [ -z "$set" ] || [ -f "$dir/modules-$set/.complete" ]; }; then
 		echo "$dir"
 		return 0
 	fi
 	echo "fetching $pkg into $dir" >&2
-	rm -rf "$dir"
 	tmp=$cache/tmp.$$
 	rm -rf "$tmp"
-	mkdir -p "$tmp/x" "$dir/modules"
+	mkdir -p "$tmp/x"
 	# apt's _apt user must be able to write the download directory.
 	chmod 777 "$tmp"
 	(cd "$tmp" && apt-get download "$pkg" >&2) ||
 		(apt-get update >&2 && cd "$tmp" && apt-get download "$pkg" >&2)
 	dpkg-deb -x "$tmp"/"$pkg"_*.deb "$tmp/x"
-	cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
-	add_module "$tmp/x" "$dir/modules" e1000
-	add_module "$tmp/x" "$dir/modules" aoe
+	if [ ! -f "$dir/.complete" ]; then
+		rm -rf "$dir"
+		mkdir -p "$dir/modules"
+		cp "$tmp"/x/boot/vmlinuz-* "$dir/vmlinuz"
+		add_module "$tmp/x" "$dir/modules" e1000
+		add_module "$tmp/x" "$dir/modules" aoe
+		touch "$dir/.complete"
+	fi
+	if [ -n "$set" ]; then
+		rm -rf "$dir/modules-$set"
+		mkdir -p "$dir/modules-$set"
+		for mod in "$@"; do
+			add_module "$tmp/x" "$dir/modules-$set" "$mod"
+		done
+		touch "$dir/modules-$set/.complete"
+	fi
 	rm -rf "$tmp" # the extracted tree is ~400 MB; keep only what we use
-	touch "$dir/.complete"
 	echo "$dir"
 }
 
-# build_initramfs KERNEL_DIR INIT OUT: busybox + modules + INIT as /init.
-build_initramfs() {
-	local kdir=$1 init=$2 out=$3 root
-	root=$(dirname "$out")/initramfs-root
+# initramfs_root KERNEL_DIR INIT ROOT [SET]: a directory ROOT with busybox,
+# the modules (of SET, else the default ones) and INIT as /init.
+initramfs_root() {
+	local kdir=$1 init=$2 root=$3 set=${4:-}
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
 	cp /bin/busybox "$root/bin/busybox"
-	cp "$kdir"/modules/* "$root/lib/modules/"
+	cp "$kdir/modules${set:+-$set}"/* "$root/lib/modules/"
 	install -m 0755 "$init" "$root/init"
+}
+
+# add_binary ROOT BINARY DEST: BINARY as ROOT/DEST, stripped (a smaller
+# initramfs unpacks faster under TCG), with the shared libraries and the
+# dynamic loader it needs (ldd) at their own paths.
+add_binary() {
+	local root=$1 bin=$2 dest=$3 lib
+	mkdir -p "$(dirname "$root/$dest")"
+	strip -o "$root/$dest" "$bin" 2>/dev/null || install -m 0755 "$bin" "$root/$dest"
+	for lib in $(ldd "$bin" | grep -oE '/[^ ]+'); do
+		install -D -m 0755 "$(readlink -f "$lib")" "$root/$lib"
+	done
+}
+
+# pack_initramfs ROOT OUT: ROOT as a gzip'd cpio archive; removes ROOT.
+pack_initramfs() {
+	local root=$1 out=$2
 	(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
 	rm -rf "$root"
+}
+
+# build_initramfs KERNEL_DIR INIT OUT [SET]: busybox + modules + INIT as /init.
+build_initramfs() {
+	local root
+	root=$(dirname "$3")/initramfs-root
+	initramfs_root "$1" "$2" "$root" "${4:-}"
+	pack_initramfs "$root" "$3"
 }
