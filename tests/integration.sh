@@ -156,7 +156,7 @@ test_data_path() {
 	check "the lone durable write went solo (RWF_DSYNC): final stats say commits=0 solo_writes=1" \
 		target_logged "stats total .* commits=0 solo_writes=1( |$)"
 	check "the start-up log names the default: buffered, durable (group commit)" \
-		target_logged "export e2.1: .*\\(file, buffered, durable \\(group commit\\)"
+		target_logged "export e2.1: .*\\(file, buffered, durable \\((writes O_DIRECT, )?group commit\\)"
 }
 
 test_reserve_and_mask() {

@@ -5,6 +5,7 @@
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use aoe_proto::AtaFailure;
@@ -234,7 +235,12 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     pub fn start(&mut self, export: usize, op: Op, mut buf: B, ctx: C) -> Started<B, C> {
         let store = &self.stores[export];
         let bytes = buf.bytes();
-        let (fd, len) = (store.fd(), bytes.len());
+        let fd = if op.is_write() {
+            store.write_fd(bytes)
+        } else {
+            store.fd()
+        };
+        let len = bytes.len();
         let offset = match op {
             Op::Read { offset } | Op::Write { offset } => offset,
             Op::Flush => 0,
@@ -243,6 +249,19 @@ impl<B: StableBuf, C> StoreContext<B, C> {
             return self.ledger.done(op, buf, ctx, Err(Cause::OutOfRange));
         }
         let group_commit = op.is_write() && store.extent().commit == Commit::Barrier;
+        if op.is_write()
+            && store.backend() == Backend::Buffered
+            && store.extent().commit == Commit::None
+        {
+            // A writeback write to the page cache: done here, blocking. The
+            // ring would hand it to a kernel worker thread (buffered writes
+            // cannot complete inline there), which costs twice the CPU per
+            // write (measured in docs/design.md).
+            let result = store.file().write_all_at(buf.bytes(), offset);
+            return self
+                .ledger
+                .done(op, buf, ctx, result.map_err(|e| Cause::of(&e)));
+        }
         let in_ring = store.backend() == Backend::Buffered || is_direct_aligned(bytes);
         if op != Op::Flush && !in_ring {
             return match self.bounce(export, op, offset, buf.bytes()) {

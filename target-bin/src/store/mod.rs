@@ -118,6 +118,12 @@ impl Extent {
 #[derive(Debug)]
 pub struct Store {
     file: File,
+    /// A durable `buffered` file's second descriptor, O_DIRECT, for its
+    /// writes: reads stay in the page cache, while a durable write costs
+    /// one device write and not a page-cache copy plus its writeback
+    /// (measured in docs/design.md). `None` where the filesystem has no
+    /// O_DIRECT (tmpfs).
+    direct_writes: Option<File>,
     backend: Backend,
     extent: Extent,
 }
@@ -161,6 +167,10 @@ impl Store {
         if backend == Backend::Direct {
             direct::check_alignment(&file).with_context(|| format!("{}", path.display()))?;
         }
+        let direct_writes =
+            (backend == Backend::Buffered && commit == Commit::Barrier && !opts.read_only)
+                .then(|| open_direct_writes(path))
+                .flatten();
         let extent = Extent {
             len,
             kind: kind.name(),
@@ -169,6 +179,7 @@ impl Store {
         };
         Ok(Self {
             file,
+            direct_writes,
             backend,
             extent,
         })
@@ -190,6 +201,15 @@ impl Store {
         self.file.as_raw_fd()
     }
 
+    /// The descriptor for a write of `bytes`: the O_DIRECT one where the
+    /// store has it and the data suits it.
+    pub(crate) fn write_fd(&self, bytes: &[u8]) -> RawFd {
+        match &self.direct_writes {
+            Some(direct) if aligned::is_direct_aligned(bytes) => direct.as_raw_fd(),
+            _ => self.fd(),
+        }
+    }
+
     pub(crate) fn file(&self) -> &File {
         &self.file
     }
@@ -199,6 +219,7 @@ impl Store {
     pub fn describe(&self) -> String {
         let how = match self.extent.commit {
             Commit::None => "",
+            Commit::Barrier if self.direct_writes.is_some() => " (writes O_DIRECT, group commit)",
             Commit::Barrier => " (group commit)",
             Commit::OnCompletion => " (no volatile write cache: O_DIRECT completion is durable)",
         };
@@ -244,6 +265,19 @@ fn size_of(file: &mut File) -> Result<(u64, Kind)> {
     };
     let size = file.seek(SeekFrom::End(0)).context("finding the size")?;
     Ok((size, kind))
+}
+
+/// The O_DIRECT write descriptor of a durable file, if its filesystem
+/// takes 512-byte O_DIRECT I/O (the probe is the direct backend's).
+fn open_direct_writes(path: &Path) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .ok()?;
+    direct::check_alignment(&file).ok()?;
+    Some(file)
 }
 
 /// Whether a block device may hold completed writes in a volatile cache
