@@ -153,10 +153,25 @@ test_data_path() {
 	check "exit status 0 after SIGTERM" test "$rc" -eq 0
 	check "flush is counted (fsync ran): final stats say flushes=1" \
 		target_logged "stats total .* flushes=1( |$)"
-	check "the lone durable write went solo (RWF_DSYNC): final stats say commits=0 solo_writes=1" \
-		target_logged "stats total .* commits=0 solo_writes=1( |$)"
+	check "the durable write to a file waited for its barrier: final stats say commits=1 solo_writes=0" \
+		target_logged "stats total .* commits=1 solo_writes=0( |$)"
 	check "the start-up log names the default: buffered, durable (group commit)" \
 		target_logged "export e2.1: .*\\(file, buffered, durable \\((writes O_DIRECT, )?group commit\\)"
+}
+
+# A durable write alone on a block device goes solo: one RWF_DSYNC write.
+test_solo_write_on_a_block_device() {
+	head -c 4M /dev/zero >"$WORK/solo.img"
+	make_loop "$WORK/solo.img"
+	start_aoe --export 2.2="$LOOP_DEV"
+	check "write acknowledged" test "$(peer write "$IF_I" 2 2 10 5a)" = "0 0x40 0x0"
+	stop_target
+	check "the lone durable write went solo: final stats say commits=0 solo_writes=1" \
+		target_logged "stats total .* commits=0 solo_writes=1( |$)"
+	check "the written sectors are on the device" \
+		test "$(dd if="$LOOP_DEV" bs=512 skip=10 count=2 iflag=direct status=none | md5sum)" = \
+		"$(head -c 1024 /dev/zero | tr '\0' 'Z' | md5sum)"
+	del_loop "$LOOP_DEV"
 }
 
 test_reserve_and_mask() {
@@ -352,6 +367,7 @@ setup_network
 run_test test_identify_and_config
 run_test test_mtu
 run_test test_data_path
+run_test test_solo_write_on_a_block_device
 run_test test_reserve_and_mask
 run_test test_bad_frames_and_other_traffic
 run_test test_storage_full

@@ -21,8 +21,8 @@ use crate::xsk::{Frame, LentFrame, Queue, FRAME_CAPACITY, FRAME_COUNT};
 const BATCH: usize = 64;
 /// How long an empty ring is spun on before sleeping in poll().
 const SPIN: Duration = Duration::from_micros(200);
-/// The same while storage I/O is in flight: a durable write takes
-/// hundreds of microseconds, and its completion wakes the poll() anyway.
+/// The same while durable writes are in flight: they take hundreds of
+/// microseconds, and their completion wakes the poll() anyway.
 const SPIN_STORAGE: Duration = Duration::from_micros(30);
 /// The longest sleep, so that a stop request is seen promptly.
 const POLL_MS: u16 = 100;
@@ -100,7 +100,7 @@ impl Worker {
             let completed = self.reap_storage(false);
             if received + completed == 0 {
                 let since = *idle_since.get_or_insert_with(Instant::now);
-                let spin = if self.storage.in_flight() > 0 {
+                let spin = if self.storage.holds_durable_writes() {
                     SPIN_STORAGE
                 } else {
                     SPIN

@@ -211,9 +211,11 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         self.ledger.barriers
     }
 
-    /// Operations in the ring, and writes held for their group commit.
-    pub fn in_flight(&self) -> usize {
-        self.ring.in_flight() + self.staged.iter().flatten().count()
+    /// Whether durable writes are in flight or held: they take hundreds
+    /// of microseconds, and their completion wakes the worker's poll().
+    pub fn holds_durable_writes(&self) -> bool {
+        self.staged.iter().any(Option::is_some)
+            || !self.ledger.groups.iter().all(GroupCommit::is_idle)
     }
 
     /// Durable writes that went alone, as RWF_DSYNC, so far.
@@ -296,7 +298,7 @@ impl<B: StableBuf, C> StoreContext<B, C> {
             // The first durable write of an idle export waits for the end
             // of the batch; a second one sends both as a group.
             match self.staged[export].take() {
-                None if self.ledger.groups[export].is_idle() => {
+                None if store.extent().solo && self.ledger.groups[export].is_idle() => {
                     self.staged[export] = Some(write);
                     return Started::Pending;
                 }

@@ -99,6 +99,13 @@ pub struct Extent {
     pub kind: &'static str,
     pub durability: Durability,
     pub commit: Commit,
+    /// A durable write that finds the export idle goes alone as one
+    /// RWF_DSYNC write: only on block devices. On a filesystem, an O_DIRECT
+    /// RWF_DSYNC write finishes its sync in a kernel worker on whichever
+    /// core took the disk's interrupt, and waits a whole scheduler tick
+    /// (4 ms measured) when that core is busy; a write and a barrier stay
+    /// on the worker's own cores (docs/design.md).
+    pub solo: bool,
 }
 
 impl Extent {
@@ -176,6 +183,7 @@ impl Store {
             kind: kind.name(),
             durability: opts.durability,
             commit,
+            solo: kind == Kind::BlockDevice,
         };
         Ok(Self {
             file,
