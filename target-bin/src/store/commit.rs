@@ -10,10 +10,10 @@
 //! the next barrier), or when it is big or old enough that waiting longer
 //! would cost more latency than it saves.
 //!
-//! A write that finds its export idle, and no other write of it in the
-//! same batch, is a group of one: it goes out as one RWF_DSYNC write
-//! ("solo"), which costs one durable write instead of a write and then a
-//! barrier (measured in docs/design.md).
+//! On a block device, a write that finds its export idle, and no other
+//! write of it in the same batch, goes out alone as one RWF_DSYNC write
+//! ("solo"): one durable write instead of a write and then a barrier
+//! (measured in docs/design.md, which also says why files do not).
 
 use std::time::{Duration, Instant};
 
