@@ -26,9 +26,9 @@
 # the test can see a loss at all.
 #
 # Environment:
-#   POWERCUT_MODE            durable (default), sync (the same, by its older
-#                            name) or default (no export option: aoe-xdp's
-#                            default, durable)
+#   POWERCUT_MODE            default (the default: no export option, so
+#                            aoe-xdp's own default, durable, is what is cut),
+#                            durable, or sync (durable by its older name)
 #   POWERCUT_CUTS            cuts in that mode (default 5)
 #   POWERCUT_WRITEBACK_CUTS  cuts with ,writeback (default 2; 0: none)
 #   POWERCUT_ACCEL           auto (default: KVM if a probe boot works, else
@@ -51,7 +51,7 @@ source "$HERE/../lib.sh"
 source "$HERE/../interop/vm-lib.sh"
 
 AOE_BENCH=${AOE_BENCH:-$REPO_ROOT/target/release/aoe-bench}
-MODE=${POWERCUT_MODE:-durable}
+MODE=${POWERCUT_MODE:-default}
 CUTS=${POWERCUT_CUTS:-5}
 WB_CUTS=${POWERCUT_WRITEBACK_CUTS:-2}
 ACCEL=${POWERCUT_ACCEL:-auto}
