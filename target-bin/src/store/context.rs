@@ -335,8 +335,9 @@ impl<B: StableBuf, C> StoreContext<B, C> {
         // the token lives, and the ring holds the token until the
         // operation completes (its Drop waits for that); the store's fd
         // lives as long as `self.stores`, which the ring (declared before
-        // it, so dropped first) never outlives; a direct store's buffer is
-        // aligned (checked by `start`).
+        // it, so dropped first) never outlives; an O_DIRECT descriptor only
+        // ever gets an aligned buffer (`start` checks a direct store's,
+        // `Store::write_fd` a durable file's).
         let queued = unsafe { self.ring.transfer(kind, w.fd, w.offset, ptr, len, w.token) };
         self.queued(queued, export, commit)
     }
