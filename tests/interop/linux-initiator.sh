@@ -442,6 +442,20 @@ report_field() {
 		cut -d= -f2- || true
 }
 
+# scenario_reported NAME REPORT VM_LOG TARGET_LOG LINES: the VM reported
+# "AOETEST NAME result"; shows its report lines that match LINES (a grep
+# basic regex after "AOETEST NAME "), labelled [NAME]. Otherwise fails and
+# shows both logs.
+scenario_reported() {
+	local name=$1 rep=$2 log=$3 tlog=$4 lines=$5
+	if ! grep -aq "^AOETEST $name result" "$rep"; then
+		fail "[$name] the VM reported its result"
+		show_logs "$log" "$tlog"
+		return 1
+	fi
+	grep -a "^AOETEST $name \($lines\)\|^AOETEST kick" "$rep" | sed "s/^AOETEST /[$name] VM: /"
+}
+
 # console_has LOG REGEX: the VM's console so far has a matching line.
 console_has() { [ -f "$1" ] && tr -d '\r' <"$1" | grep -aqE "$2"; }
 
@@ -569,13 +583,8 @@ run_restart() {
 	serving=$(grep -c ' INFO: serving ' "$tlog" || true)
 	check "[restart] the target was restarted 5 times (it logged 'serving' $serving times)" \
 		test "$serving" -eq 6
-	if ! grep -aq '^AOETEST restart result' "$rep"; then
-		fail "[restart] the VM reported its result"
-		show_logs "$log" "$tlog"
-		return 0
-	fi
-	grep -a '^AOETEST restart \(result\|dmesg\|.*failed\|mismatch\)\|^AOETEST kick\|^AOETEST stats' "$rep" |
-		sed 's/^AOETEST /[restart] VM: /'
+	scenario_reported restart "$rep" "$log" "$tlog" 'result\|dmesg\|.*failed\|mismatch' || return 0
+	grep -a '^AOETEST stats' "$rep" | sed 's/^AOETEST /[restart] VM: /' || true
 	check "[restart] the VM stopped when asked (not at its time limit)" \
 		test "$(report_field "$rep" "restart result" stopped)" = 1
 	check "[restart] the VM wrote blocks ($(report_field "$rep" "restart result" writes))" \
@@ -653,13 +662,8 @@ run_fullfs() {
 		grep -F "storage I/O failed" "$tlog" | tail -n 1
 		grep -F "stats total" "$tlog" | tail -n 1
 	} | sed 's/^/[fullfs] target: /' || true
-	if ! grep -aq '^AOETEST fullfs result' "$rep"; then
-		fail "[fullfs] the VM reported its result"
-		show_logs "$log" "$tlog"
+	scenario_reported fullfs "$rep" "$log" "$tlog" 'write\|state\|result\|dmesg\|overwrite\|unwritten' ||
 		return 0
-	fi
-	grep -a '^AOETEST fullfs \(write\|state\|result\|dmesg\|overwrite\|unwritten\)\|^AOETEST kick' "$rep" |
-		sed 's/^AOETEST /[fullfs] VM: /'
 	for ((r = 0; r < FILL_MB; r++)); do
 		line=$(grep -a "^AOETEST fullfs write region=$r " "$rep" | head -n 1 || true)
 		md5s[r]=""
