@@ -237,8 +237,9 @@ impl<B: StableBuf, C> StoreContext<B, C> {
     pub fn start(&mut self, export: usize, op: Op, mut buf: B, ctx: C) -> Started<B, C> {
         let store = &self.stores[export];
         let bytes = buf.bytes();
+        let aligned = is_direct_aligned(bytes);
         let fd = if op.is_write() {
-            store.write_fd(bytes)
+            store.write_fd(aligned)
         } else {
             store.fd()
         };
@@ -264,7 +265,7 @@ impl<B: StableBuf, C> StoreContext<B, C> {
                 .ledger
                 .done(op, buf, ctx, result.map_err(|e| Cause::of(&e)));
         }
-        let in_ring = store.backend() == Backend::Buffered || is_direct_aligned(bytes);
+        let in_ring = store.backend() == Backend::Buffered || aligned;
         if op != Op::Flush && !in_ring {
             return match self.bounce(export, op, offset, buf.bytes()) {
                 Err(cause) => self.ledger.done(op, buf, ctx, Err(cause)),

@@ -209,11 +209,11 @@ impl Store {
         self.file.as_raw_fd()
     }
 
-    /// The descriptor for a write of `bytes`: the O_DIRECT one where the
-    /// store has it and the data suits it.
-    pub(crate) fn write_fd(&self, bytes: &[u8]) -> RawFd {
+    /// The descriptor for a write: the O_DIRECT one where the store has it
+    /// and the data is `aligned` for it.
+    pub(crate) fn write_fd(&self, aligned: bool) -> RawFd {
         match &self.direct_writes {
-            Some(direct) if aligned::is_direct_aligned(bytes) => direct.as_raw_fd(),
+            Some(direct) if aligned => direct.as_raw_fd(),
             _ => self.fd(),
         }
     }
